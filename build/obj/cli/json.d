@@ -1,0 +1,2 @@
+build/obj/cli/json.o: cli/json.c cli/json.h
+cli/json.h:

@@ -1,0 +1,1 @@
+build/unit/test_rangeset: pagemap/rangeset.h

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: MIT
+/* start, stop, status: turning tracking on and off, and looking at it. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "lib/util.h"
+#include "tracker/tracker.h"
+
+struct vma_totals {
+	int n[3];
+	uint64_t bytes[3];
+};
+
+static void count_vmas(const struct tracker *t, struct vma_totals *tot)
+{
+	memset(tot, 0, sizeof(*tot));
+	for (size_t i = 0; i < t->vmas.n; i++) {
+		enum vma_track_state st = t->track[i].state;
+
+		tot->n[st]++;
+		tot->bytes[st] += t->vmas.v[i].end - t->vmas.v[i].start;
+	}
+}
+
+static const char *state_name(enum vma_track_state st)
+{
+	static const char *const names[] = {
+		[VMA_TRACKED] = "tracked", [VMA_NEW] = "new", [VMA_SKIPPED] = "skipped",
+	};
+
+	return names[st];
+}
+
+int cmd_start(int argc, char **argv)
+{
+	struct tracker t;
+	struct vma_totals tot;
+	struct args a;
+	bool already;
+	char size[32];
+	int r = parse_args(argc, argv, ARG_PID | ARG_SCAN, &a);
+
+	if (r)
+		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	if (tracker_start(a.pid, a.backend, &t, &already))
+		return report_error();
+	if (already && (tracker_collect(&t, false, &(struct range_set)RANGE_SET_INIT) ||
+			tracker_inspect(&t))) {
+		tracker_close(&t);
+		return report_error();
+	}
+	count_vmas(&t, &tot);
+	human_size(tot.bytes[VMA_TRACKED] + tot.bytes[VMA_NEW], size, sizeof(size));
+	if (json_output) {
+		json_object_begin(&jw, NULL);
+		json_i64(&jw, "pid", a.pid);
+		json_str(&jw, "comm", t.stat.comm);
+		json_bool(&jw, "already_tracked", already);
+		json_i64(&jw, "uffd_fd", t.sess.uffd_fd);
+		json_i64(&jw, "tracked_vmas", tot.n[VMA_TRACKED] + tot.n[VMA_NEW]);
+		json_u64(&jw, "tracked_bytes", tot.bytes[VMA_TRACKED] + tot.bytes[VMA_NEW]);
+		json_i64(&jw, "skipped_vmas", tot.n[VMA_SKIPPED]);
+		json_double(&jw, "arm_ms", already ? 0 : t.collect_ns / 1e6);
+		json_object_end(&jw);
+	} else if (already) {
+		printf("process %d (%s) is already tracked (fd %d in the target): nothing to do\n",
+		       a.pid, t.stat.comm, t.sess.uffd_fd);
+	} else {
+		printf("tracking process %d (%s): %d mappings (%s) tracked, %d skipped "
+		       "(see 'dirtytrack status %d'); fd %d in the target; armed in %.1f ms\n",
+		       a.pid, t.stat.comm, tot.n[VMA_TRACKED] + tot.n[VMA_NEW], size,
+		       tot.n[VMA_SKIPPED], a.pid, t.sess.uffd_fd, t.collect_ns / 1e6);
+	}
+	tracker_close(&t);
+	return DT_EXIT_OK;
+}
+
+int cmd_stop(int argc, char **argv)
+{
+	struct args a;
+	int r = parse_args(argc, argv, ARG_PID, &a);
+
+	if (r)
+		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	r = tracker_stop(a.pid);
+	if (r < 0)
+		return report_error();
+	if (json_output) {
+		json_object_begin(&jw, NULL);
+		json_i64(&jw, "pid", a.pid);
+		json_bool(&jw, "was_tracked", r == 1);
+		json_object_end(&jw);
+	} else {
+		printf(r ? "stopped tracking process %d\n"
+			 : "process %d was not tracked: nothing to do\n", a.pid);
+	}
+	return DT_EXIT_OK;
+}
+
+static int status_off(pid_t pid, const struct tracker *t)
+{
+	/* "not tracked" is an answer, not an error; lost tracking says why */
+	const char *why = dt_err_msg();
+
+	if (json_output) {
+		json_object_begin(&jw, NULL);
+		json_i64(&jw, "pid", pid);
+		json_str(&jw, "comm", t->stat.comm);
+		json_str(&jw, "tracking", dt_err_kind() == DT_EXIT_GONE ? "lost" : "off");
+		json_str(&jw, "reason", why);
+		json_object_end(&jw);
+	} else {
+		printf("process %d (%s): tracking %s: %s\n", pid, t->stat.comm,
+		       dt_err_kind() == DT_EXIT_GONE ? "lost" : "off", why);
+	}
+	return DT_EXIT_OK;
+}
+
+static void print_vma_text(const struct tracker *t, size_t i, uint64_t written)
+{
+	const struct vma *v = &t->vmas.v[i];
+	const struct vma_track *vt = &t->track[i];
+	char size[32];
+
+	human_size(v->end - v->start, size, sizeof(size));
+	printf("  %012llx-%012llx %10s %-11s %-7s %8llu  %s%s%s%s\n",
+	       (unsigned long long)v->start, (unsigned long long)v->end, size,
+	       vma_kind_name(v->kind), state_name(vt->state), (unsigned long long)written,
+	       v->path, vt->reason ? (*v->path ? " (" : "(") : "", vt->reason ? vt->reason : "",
+	       vt->reason ? ")" : "");
+}
+
+static uint64_t pages_in(const struct range_set *s, uint64_t start, uint64_t end)
+{
+	struct range_set one = RANGE_SET_INIT, both = RANGE_SET_INIT;
+	uint64_t n;
+
+	if (range_set_add(&one, start, end) || range_set_intersect(&both, s, &one))
+		die_oom();
+	n = range_set_pages(&both);
+	range_set_free(&one);
+	range_set_free(&both);
+	return n;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	struct range_set dirty = RANGE_SET_INIT;
+	struct vma_totals tot;
+	struct tracker t;
+	struct args a;
+	char size[32], since[64];
+	int r = parse_args(argc, argv, ARG_PID | ARG_SCAN | ARG_PAGES, &a);
+
+	if (r)
+		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	if (tracker_open(a.pid, a.backend, &t))
+		return t.untracked ? status_off(a.pid, &t) : report_error();
+	if (tracker_collect(&t, false, &dirty) || tracker_inspect(&t)) {
+		range_set_free(&dirty);
+		tracker_close(&t);
+		return report_error();
+	}
+	count_vmas(&t, &tot);
+	if (json_output) {
+		json_object_begin(&jw, NULL);
+		json_i64(&jw, "pid", a.pid);
+		json_str(&jw, "comm", t.stat.comm);
+		json_str(&jw, "tracking", "on");
+		json_i64(&jw, "uffd_fd", t.sess.uffd_fd);
+		json_u64(&jw, "started", t.sess.started_unix);
+		json_u64(&jw, "collections", t.sess.generation);
+		json_u64(&jw, "written_pages", range_set_pages(&dirty));
+		json_u64(&jw, "written_bytes", range_set_bytes(&dirty));
+		json_array_begin(&jw, "vmas");
+		for (size_t i = 0; i < t.vmas.n; i++) {
+			const struct vma *v = &t.vmas.v[i];
+
+			json_object_begin(&jw, NULL);
+			json_hex(&jw, "start", v->start);
+			json_hex(&jw, "end", v->end);
+			json_u64(&jw, "bytes", v->end - v->start);
+			json_str(&jw, "kind", vma_kind_name(v->kind));
+			json_str(&jw, "state", state_name(t.track[i].state));
+			if (t.track[i].reason)
+				json_str(&jw, "reason", t.track[i].reason);
+			json_u64(&jw, "written_pages", pages_in(&dirty, v->start, v->end));
+			json_str(&jw, "path", v->path);
+			json_object_end(&jw);
+		}
+		json_array_end(&jw);
+		if (a.pages)
+			print_ranges(&dirty);
+		json_object_end(&jw);
+	} else {
+		time_t st = (time_t)t.sess.started_unix;
+
+		strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S", localtime(&st));
+		human_size(range_set_bytes(&dirty), size, sizeof(size));
+		printf("process %d (%s): tracking on (fd %d in the target, since %s, "
+		       "%llu collections)\n", a.pid, t.stat.comm, t.sess.uffd_fd,
+		       t.sess.started_unix ? since : "?", (unsigned long long)t.sess.generation);
+		printf("written since the last collection: %llu pages (%s)\n",
+		       (unsigned long long)range_set_pages(&dirty), size);
+		printf("mappings: %d tracked, %d new (counted as written), %d skipped\n",
+		       tot.n[VMA_TRACKED], tot.n[VMA_NEW], tot.n[VMA_SKIPPED]);
+		printf("  %-25s %10s %-11s %-7s %8s  %s\n", "RANGE", "SIZE", "KIND", "STATE",
+		       "WRITTEN", "PATH");
+		for (size_t i = 0; i < t.vmas.n; i++)
+			print_vma_text(&t, i, pages_in(&dirty, t.vmas.v[i].start, t.vmas.v[i].end));
+		if (a.pages)
+			print_ranges(&dirty);
+	}
+	range_set_free(&dirty);
+	tracker_close(&t);
+	return DT_EXIT_OK;
+}

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: MIT
+/* watch: how fast, and where, a process writes its memory. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "lib/util.h"
+#include "tracker/tracker.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static const enum vma_kind shown_kinds[] = {
+	VMA_HEAP, VMA_STACK, VMA_ANON, VMA_FILE_PRIVATE, VMA_FILE_SHARED, VMA_SHMEM,
+};
+
+static void print_header(bool verbose)
+{
+	printf("%8s %10s %10s %10s %9s", "TIME(s)", "PAGES", "MiB", "MiB/s", "SCAN(ms)");
+	if (verbose)
+		for (size_t k = 0; k < ARRAY_SIZE(shown_kinds); k++)
+			printf(" %11s", vma_kind_name(shown_kinds[k]));
+	printf("\n");
+}
+
+static void print_interval(const struct tracker *t, const struct range_set *dirty, int iter,
+			   double elapsed_s, double interval_s, const struct args *a)
+{
+	uint64_t pages = range_set_pages(dirty), by_kind[VMA_KIND_COUNT];
+	double mib = (double)range_set_bytes(dirty) / (1024.0 * 1024.0);
+
+	tracker_dirty_by_kind(t, dirty, by_kind);
+	if (json_output) {
+		json_object_begin(&jw, NULL);
+		json_i64(&jw, "iteration", iter);
+		json_double(&jw, "elapsed_s", elapsed_s);
+		json_double(&jw, "interval_s", interval_s);
+		json_u64(&jw, "pages", pages);
+		json_u64(&jw, "bytes", range_set_bytes(dirty));
+		json_double(&jw, "mib_per_s", interval_s > 0 ? mib / interval_s : 0);
+		json_double(&jw, "collect_ms", t->collect_ns / 1e6);
+		json_object_begin(&jw, "pages_by_kind");
+		for (size_t k = 0; k < ARRAY_SIZE(shown_kinds); k++)
+			json_u64(&jw, vma_kind_name(shown_kinds[k]), by_kind[shown_kinds[k]]);
+		json_object_end(&jw);
+		if (a->pages)
+			print_ranges(dirty);
+		json_object_end(&jw);
+		return;
+	}
+	printf("%8.2f %10llu %10.2f %10.2f %9.2f", elapsed_s, (unsigned long long)pages, mib,
+	       interval_s > 0 ? mib / interval_s : 0, t->collect_ns / 1e6);
+	if (a->verbose)
+		for (size_t k = 0; k < ARRAY_SIZE(shown_kinds); k++)
+			printf(" %11llu", (unsigned long long)by_kind[shown_kinds[k]]);
+	printf("\n");
+	if (a->pages)
+		print_ranges(dirty);
+	fflush(stdout);
+}
+
+static void sleep_until(uint64_t deadline_ns)
+{
+	struct timespec ts = { (time_t)(deadline_ns / 1000000000ULL),
+			       (long)(deadline_ns % 1000000000ULL) };
+
+	while (!interrupted && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+int cmd_watch(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct range_set dirty = RANGE_SET_INIT;
+	struct tracker t;
+	struct args a;
+	bool already = true, failed = false;
+	uint64_t t0, prev, next;
+	int r = parse_args(argc, argv, ARG_PID | ARG_SCAN | ARG_INTERVAL | ARG_COUNT | ARG_VERBOSE | ARG_PAGES,
+			   &a);
+
+	if (r)
+		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	if (tracker_open(a.pid, a.backend, &t)) {
+		/* not tracked yet: track for the length of the watch */
+		if (!t.untracked || dt_err_kind() == DT_EXIT_GONE)
+			return report_error();
+		if (tracker_start(a.pid, a.backend, &t, &already))
+			return report_error();
+		if (!json_output)
+			fprintf(stderr, "dirtytrack watch: tracking process %d until the watch ends\n",
+				a.pid);
+	}
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	if (!json_output)
+		print_header(a.verbose);
+	/* the first interval starts clean */
+	if (tracker_collect(&t, true, &dirty)) {
+		failed = true;
+		goto out;
+	}
+	t0 = prev = now_ns();
+	next = t0 + (uint64_t)a.interval_ms * 1000000ULL;
+	for (int i = 1; !interrupted && (!a.count || i <= a.count); i++) {
+		uint64_t now;
+
+		sleep_until(next);
+		if (tracker_collect(&t, true, &dirty)) {
+			failed = true;
+			break;
+		}
+		now = now_ns();
+		print_interval(&t, &dirty, i, (now - t0) / 1e9, (now - prev) / 1e9, &a);
+		prev = now;
+		next += (uint64_t)a.interval_ms * 1000000ULL;
+		if (next < now)
+			next = now;
+	}
+out:
+	range_set_free(&dirty);
+	tracker_close(&t);
+	if (failed)
+		return report_error();
+	if (!already && tracker_stop(a.pid) < 0)
+		return report_error();
+	return DT_EXIT_OK;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/* The one JSON writer: compact, one document (or one line) at a time. */
+#ifndef DT_JSON_H
+#define DT_JSON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define JSON_MAX_DEPTH 16
+
+struct json {
+	FILE *f;
+	int depth;
+	bool first[JSON_MAX_DEPTH];
+};
+
+void json_init(struct json *j, FILE *f);
+/* key is NULL inside arrays and for the top-level value */
+void json_object_begin(struct json *j, const char *key);
+void json_object_end(struct json *j);	/* a newline after the top level */
+void json_array_begin(struct json *j, const char *key);
+void json_array_end(struct json *j);
+void json_str(struct json *j, const char *key, const char *v);
+void json_u64(struct json *j, const char *key, uint64_t v);
+void json_i64(struct json *j, const char *key, int64_t v);
+void json_double(struct json *j, const char *key, double v);
+void json_bool(struct json *j, const char *key, bool v);
+void json_null(struct json *j, const char *key);
+/* "0x..." strings: addresses do not fit JavaScript numbers */
+void json_hex(struct json *j, const char *key, uint64_t v);
+
+#endif

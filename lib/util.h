@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef DT_UTIL_H
+#define DT_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PAGE_SIZE 4096ULL
+#define PAGE_SHIFT 12
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Out of memory is not something a CLI can recover from: these abort. */
+void die_oom(void) __attribute__((noreturn));
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+/* Read a whole (small, /proc) file; NUL-terminated; NULL + errno on error. */
+char *read_file(const char *path, size_t *len);
+/* Same, relative to a directory fd. */
+char *read_file_at(int dirfd, const char *path, size_t *len);
+
+/* Strict decimal parse of a whole string; false on garbage or overflow. */
+bool parse_u64(const char *s, uint64_t *out);
+bool parse_int(const char *s, int *out);
+
+uint64_t now_ns(void);		/* CLOCK_MONOTONIC */
+
+/*
+ * Tests simulate an older kernel: DIRTYTRACK_SIMULATE_MISSING is a comma
+ * list of features (wp_async, pagemap_scan, userfaultfd) to pretend absent.
+ */
+bool dt_simulate_missing(const char *feature);
+
+#endif

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+
+#include "lib/err.h"
+#include "tracker/inject.h"
+#include "tracker/proc.h"
+
+#ifndef PTRACE_GETSIGMASK
+#define PTRACE_GETSIGMASK 0x420a
+#define PTRACE_SETSIGMASK 0x420b
+#endif
+
+/* syscall; int3; then whatever was there */
+static const unsigned char inject_code[] = { 0x0f, 0x05, 0xcc };
+
+static int find_code_addr(pid_t pid, uint64_t *addr)
+{
+	struct vma_list l;
+
+	if (vma_list_read(pid, &l))
+		return -1;
+	for (size_t i = 0; i < l.n; i++) {
+		const struct vma *v = &l.v[i];
+
+		if ((v->prot & PROT_EXEC) && v->kind != VMA_SPECIAL && v->end - v->start >= 8) {
+			*addr = v->start;
+			vma_list_free(&l);
+			return 0;
+		}
+	}
+	vma_list_free(&l);
+	return dt_err(DT_EXIT_ERROR, "process %d has no executable mapping to run injected code", pid);
+}
+
+int inject_begin(struct injector *in, struct seized *s)
+{
+	uint64_t blocked = ~0ULL;
+	long word;
+
+	memset(in, 0, sizeof(*in));
+	in->s = s;
+	in->tid = seize_pick_thread(s);
+	if (!in->tid)
+		return dt_err(DT_EXIT_GONE, "process %d has no live thread", s->pid);
+	if (find_code_addr(s->pid, &in->code_addr))
+		return -1;
+	if (ptrace(PTRACE_GETREGS, in->tid, 0, &in->saved_regs))
+		return dt_err_sys(0, "PTRACE_GETREGS thread %d", in->tid);
+	if (ptrace(PTRACE_GETSIGMASK, in->tid, sizeof(uint64_t), &in->saved_sigmask))
+		return dt_err_sys(0, "PTRACE_GETSIGMASK thread %d", in->tid);
+	errno = 0;
+	in->saved_code = ptrace(PTRACE_PEEKDATA, in->tid, in->code_addr, 0);
+	if (errno)
+		return dt_err_sys(0, "reading code of process %d at %#llx", s->pid,
+				  (unsigned long long)in->code_addr);
+	word = in->saved_code;
+	memcpy(&word, inject_code, sizeof(inject_code));
+	/* from here on, inject_end() has something to undo */
+	in->armed = true;
+	if (ptrace(PTRACE_POKEDATA, in->tid, in->code_addr, word)) {
+		dt_err_sys(0, "writing code of process %d", s->pid);
+		inject_end(in);
+		return -1;
+	}
+	/* No signal may run a handler between our instructions. */
+	if (ptrace(PTRACE_SETSIGMASK, in->tid, sizeof(uint64_t), &blocked)) {
+		dt_err_sys(0, "PTRACE_SETSIGMASK thread %d", in->tid);
+		inject_end(in);
+		return -1;
+	}
+	return 0;
+}
+
+int inject_syscall(struct injector *in, long nr, long *ret, int nargs, ...)
+{
+	struct user_regs_struct r = in->saved_regs;
+	unsigned long long *argv[] = { &r.rdi, &r.rsi, &r.rdx, &r.r10, &r.r8, &r.r9 };
+	va_list ap;
+	int st;
+
+	va_start(ap, nargs);
+	for (int i = 0; i < nargs && i < 6; i++)
+		*argv[i] = (unsigned long long)va_arg(ap, long);
+	va_end(ap);
+	r.rax = nr;
+	/* no syscall-restart fix-ups may apply at our ip */
+	r.orig_rax = (unsigned long long)-1;
+	r.rip = in->code_addr;
+	if (ptrace(PTRACE_SETREGS, in->tid, 0, &r))
+		return dt_err_sys(0, "PTRACE_SETREGS thread %d", in->tid);
+	if (ptrace(PTRACE_CONT, in->tid, 0, 0))
+		return dt_err_sys(0, "PTRACE_CONT thread %d", in->tid);
+	if (seize_wait_trap(in->s, in->tid, &st))
+		return -1;
+	if (ptrace(PTRACE_GETREGS, in->tid, 0, &r))
+		return dt_err_sys(0, "PTRACE_GETREGS thread %d", in->tid);
+	if (WSTOPSIG(st) == SIGSYS)
+		return dt_err(DT_EXIT_PERM, "process %d: its seccomp filter refuses system call %ld",
+			      in->s->pid, nr);
+	if (WSTOPSIG(st) != SIGTRAP || r.rip != in->code_addr + 3)
+		return dt_err(DT_EXIT_ERROR, "process %d: injected system call %ld stopped with "
+			      "signal %d at %#llx", in->s->pid, nr, WSTOPSIG(st), r.rip);
+	*ret = (long)r.rax;
+	return 0;
+}
+
+int inject_end(struct injector *in)
+{
+	int err = 0;
+
+	if (!in->armed)
+		return 0;
+	in->armed = false;
+	if (ptrace(PTRACE_POKEDATA, in->tid, in->code_addr, in->saved_code))
+		err = dt_err_sys(0, "restoring code of process %d", in->s->pid);
+	if (ptrace(PTRACE_SETREGS, in->tid, 0, &in->saved_regs))
+		err = dt_err_sys(0, "restoring registers of thread %d", in->tid);
+	if (ptrace(PTRACE_SETSIGMASK, in->tid, sizeof(uint64_t), &in->saved_sigmask))
+		err = dt_err_sys(0, "restoring the signal mask of thread %d", in->tid);
+	return err;
+}

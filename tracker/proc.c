@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: MIT
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "lib/err.h"
+#include "lib/util.h"
+#include "tracker/proc.h"
+
+static int parse_stat(const char *buf, struct proc_stat *st)
+{
+	const char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+	unsigned long long f[52];
+	const char *p;
+	int i;
+
+	if (!open || !close || close < open)
+		return -1;
+	snprintf(st->comm, sizeof(st->comm), "%.*s", (int)(close - open - 1), open + 1);
+	p = close + 2;
+	st->state = *p++;
+	/* Fields 4.. are numbers; f[k] holds field k + 4 (1-based, proc(5)). */
+	for (i = 0; i < 49; i++) {
+		char *end;
+
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		f[i] = strtoull(p, &end, 10);
+		if (end == p)
+			f[i] = (unsigned long long)strtoll(p, &end, 10);
+		p = end;
+	}
+	if (i < 19)
+		return -1;
+	st->ppid = (pid_t)f[0];
+	st->start_time = f[18];
+#define FIELD(n) (i > (n) - 4 ? f[(n) - 4] : 0)
+	st->start_code = FIELD(26);
+	st->end_code = FIELD(27);
+	st->start_stack = FIELD(28);
+	st->start_data = FIELD(45);
+	st->end_data = FIELD(46);
+	st->start_brk = FIELD(47);
+	st->arg_start = FIELD(48);
+	st->arg_end = FIELD(49);
+	st->env_start = FIELD(50);
+	st->env_end = FIELD(51);
+#undef FIELD
+	return 0;
+}
+
+int proc_task_stat_read(pid_t pid, pid_t tid, struct proc_stat *st)
+{
+	char path[64], *buf;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	buf = read_file(path, NULL);
+	if (!buf)
+		return dt_err(DT_EXIT_GONE, "thread %d of process %d: no such thread", tid, pid);
+	memset(st, 0, sizeof(*st));
+	st->pid = tid;
+	if (parse_stat(buf, st)) {
+		free(buf);
+		return dt_err(DT_EXIT_ERROR, "%s: cannot parse", path);
+	}
+	free(buf);
+	return 0;
+}
+
+int proc_stat_read(pid_t pid, struct proc_stat *st)
+{
+	char path[64], *buf;
+
+	if (pid <= 0)
+		return dt_err(DT_EXIT_ERROR, "invalid pid %d", pid);
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	buf = read_file(path, NULL);
+	if (!buf)
+		return dt_err(DT_EXIT_GONE, "process %d: no such process", pid);
+	memset(st, 0, sizeof(*st));
+	st->pid = pid;
+	if (parse_stat(buf, st)) {
+		free(buf);
+		return dt_err(DT_EXIT_ERROR, "%s: cannot parse", path);
+	}
+	free(buf);
+	if (st->state == 'Z' || st->state == 'X')
+		return dt_err(DT_EXIT_GONE, "process %d is a zombie (it has exited)", pid);
+	return 0;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+int proc_tasks(pid_t pid, pid_t **tids)
+{
+	char path[64];
+	struct dirent *de;
+	size_t n = 0, cap = 16;
+	pid_t *t;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return dt_err(DT_EXIT_GONE, "process %d: no such process", pid);
+	t = xmalloc(cap * sizeof(*t));
+	while ((de = readdir(d))) {
+		int tid;
+
+		if (!parse_int(de->d_name, &tid))
+			continue;
+		if (n == cap)
+			t = xrealloc(t, (cap *= 2) * sizeof(*t));
+		t[n++] = tid;
+	}
+	closedir(d);
+	qsort(t, n, sizeof(*t), cmp_pid);
+	*tids = t;
+	return (int)n;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static enum vma_kind classify(const struct vma *v)
+{
+	const char *p = v->path;
+
+	if (!strcmp(p, "[heap]"))
+		return VMA_HEAP;
+	if (!strcmp(p, "[stack]"))
+		return VMA_STACK;
+	if (starts_with(p, "[anon_shmem:"))
+		return VMA_SHMEM;
+	if (starts_with(p, "[anon:") || !*p)
+		return v->shared ? VMA_SHMEM : VMA_ANON;
+	if (p[0] == '[')
+		return VMA_SPECIAL;
+	if (v->shared && (starts_with(p, "/dev/zero") || starts_with(p, "/memfd:") ||
+			  starts_with(p, "/SYSV") || starts_with(p, "/dev/shm/")))
+		return VMA_SHMEM;
+	if (!v->shared && starts_with(p, "/memfd:"))
+		return VMA_FILE_PRIVATE;
+	return v->shared ? VMA_FILE_SHARED : VMA_FILE_PRIVATE;
+}
+
+static int parse_maps_line(char *line, struct vma *v)
+{
+	unsigned long long start, end, pgoff, ino;
+	char perms[8];
+	int pos = 0;
+
+	if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu%n", &start, &end, perms, &pgoff,
+		   &v->dev_major, &v->dev_minor, &ino, &pos) != 7)
+		return -1;
+	v->start = start;
+	v->end = end;
+	v->pgoff = pgoff;
+	v->inode = ino;
+	v->prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+		  (perms[2] == 'x' ? PROT_EXEC : 0);
+	v->shared = perms[3] == 's';
+	line += pos;
+	while (*line == ' ')
+		line++;
+	v->path = line;
+	v->kind = classify(v);
+	return 0;
+}
+
+int vma_list_read(pid_t pid, struct vma_list *l)
+{
+	char path[64], *line, *next;
+	size_t cap = 64;
+
+	memset(l, 0, sizeof(*l));
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	l->text = read_file(path, NULL);
+	if (!l->text) {
+		if (errno == ENOENT || errno == ESRCH)
+			return dt_err(DT_EXIT_GONE, "process %d: no such process", pid);
+		return dt_err_sys(0, "%s", path);
+	}
+	l->v = xmalloc(cap * sizeof(*l->v));
+	for (line = l->text; *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		else
+			next = line + strlen(line);
+		if (l->n == cap)
+			l->v = xrealloc(l->v, (cap *= 2) * sizeof(*l->v));
+		if (parse_maps_line(line, &l->v[l->n])) {
+			vma_list_free(l);
+			return dt_err(DT_EXIT_ERROR, "%s: cannot parse a line", path);
+		}
+		l->n++;
+	}
+	return 0;
+}
+
+void vma_list_free(struct vma_list *l)
+{
+	free(l->v);
+	free(l->text);
+	memset(l, 0, sizeof(*l));
+}
+
+const struct vma *vma_list_find(const struct vma_list *l, uint64_t addr)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (addr < l->v[mid].start)
+			hi = mid;
+		else if (addr >= l->v[mid].end)
+			lo = mid + 1;
+		else
+			return &l->v[mid];
+	}
+	return NULL;
+}
+
+const char *vma_kind_name(enum vma_kind kind)
+{
+	static const char *const names[] = {
+		[VMA_ANON] = "anon", [VMA_HEAP] = "heap", [VMA_STACK] = "stack",
+		[VMA_FILE_PRIVATE] = "file", [VMA_FILE_SHARED] = "file-shared",
+		[VMA_SHMEM] = "shmem", [VMA_SPECIAL] = "special",
+	};
+
+	return kind < VMA_KIND_COUNT ? names[kind] : "?";
+}
+
+uint64_t vma_list_user_end(const struct vma_list *l)
+{
+	size_t i = l->n;
+
+	/* [vsyscall] sits above the user address space: not walkable. */
+	while (i > 0 && l->v[i - 1].start >= (1ULL << 56))
+		i--;
+	return i ? l->v[i - 1].end : 0;
+}

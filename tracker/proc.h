@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/* What /proc says about a target: its identity, threads and mappings. */
+#ifndef DT_PROC_H
+#define DT_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct proc_stat {
+	pid_t pid;
+	char state;			/* R S D T t Z X ... */
+	char comm[32];
+	pid_t ppid;
+	unsigned long long start_time;	/* clock ticks since boot: pid reuse check */
+	uint64_t start_code, end_code, start_stack;
+	uint64_t start_data, end_data, start_brk;
+	uint64_t arg_start, arg_end, env_start, env_end;
+};
+
+/* Fails with DT_EXIT_GONE when the process does not exist or is a zombie. */
+int proc_stat_read(pid_t pid, struct proc_stat *st);
+/* Same for one thread; does not refuse zombies. */
+int proc_task_stat_read(pid_t pid, pid_t tid, struct proc_stat *st);
+
+/* Thread ids of pid, ascending; returns the count or -1. */
+int proc_tasks(pid_t pid, pid_t **tids);
+
+enum vma_kind {
+	VMA_ANON,		/* private anonymous */
+	VMA_HEAP,
+	VMA_STACK,
+	VMA_FILE_PRIVATE,
+	VMA_FILE_SHARED,
+	VMA_SHMEM,		/* shared anonymous, memfd, SysV, /dev/shm */
+	VMA_SPECIAL,		/* [vdso] [vvar] [vsyscall] ... */
+	VMA_KIND_COUNT
+};
+
+struct vma {
+	uint64_t start, end;
+	uint64_t pgoff;
+	unsigned int prot;	/* PROT_* */
+	bool shared;
+	unsigned int dev_major, dev_minor;
+	uint64_t inode;
+	const char *path;	/* "" for anonymous; points into the list */
+	enum vma_kind kind;
+};
+
+struct vma_list {
+	struct vma *v;
+	size_t n;
+	char *text;		/* the maps file; paths point into it */
+};
+
+int vma_list_read(pid_t pid, struct vma_list *l);
+void vma_list_free(struct vma_list *l);
+const struct vma *vma_list_find(const struct vma_list *l, uint64_t addr);
+const char *vma_kind_name(enum vma_kind kind);
+
+/* End of the highest mapping a scan of the whole address space must cover. */
+uint64_t vma_list_user_end(const struct vma_list *l);
+
+#endif

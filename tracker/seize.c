@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/err.h"
+#include "lib/util.h"
+#include "tracker/proc.h"
+#include "tracker/seize.h"
+
+#define STOP_DEADLINE_NS (10ULL * 1000000000ULL)
+
+static bool has_tid(const struct seized *s, pid_t tid)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->tids[i] == tid)
+			return true;
+	return false;
+}
+
+static void drop_tid(struct seized *s, pid_t tid)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->tids[i] == tid) {
+			memmove(&s->tids[i], &s->tids[i + 1], (s->n - i - 1) * sizeof(pid_t));
+			s->n--;
+			return;
+		}
+}
+
+static void short_sleep(void)
+{
+	struct timespec ts = { 0, 100 * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static bool is_stop_signal(int sig)
+{
+	return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+/*
+ * Wait for one thread with a deadline: a thread stuck in uninterruptible
+ * sleep (a vfork parent, a hung NFS read) must give an error, not a hang.
+ */
+static int wait_deadline(pid_t tid, int *status)
+{
+	uint64_t deadline = now_ns() + STOP_DEADLINE_NS;
+
+	for (;;) {
+		pid_t r = waitpid(tid, status, __WALL | WNOHANG);
+
+		if (r == tid)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return dt_err_sys(DT_EXIT_GONE, "waiting for thread %d", tid);
+		if (now_ns() > deadline)
+			return dt_err(DT_EXIT_ERROR, "thread %d did not stop within 10 s "
+				      "(uninterruptible sleep?)", tid);
+		short_sleep();
+	}
+}
+
+/* Wait until tid is in a ptrace event stop; 1 if the thread went away. */
+static int wait_event_stop(struct seized *s, pid_t tid)
+{
+	for (;;) {
+		int st;
+
+		if (wait_deadline(tid, &st))
+			return -1;
+		if (WIFEXITED(st) || WIFSIGNALED(st))
+			return 1;
+		if (!WIFSTOPPED(st))
+			continue;
+		if ((st >> 16) == PTRACE_EVENT_STOP) {
+			if (is_stop_signal(WSTOPSIG(st)))
+				s->was_stopped = true;
+			return 0;
+		}
+		/*
+		 * A signal was being delivered as we interrupted: let it go
+		 * through now (delivered once, as it would have been); the
+		 * interrupt stays pending and stops the thread next.
+		 */
+		if (ptrace(PTRACE_CONT, tid, 0, WSTOPSIG(st)) && errno == ESRCH)
+			return 1;
+	}
+}
+
+int seize_wait_trap(struct seized *s, pid_t tid, int *status)
+{
+	for (;;) {
+		int st, sig;
+
+		if (wait_deadline(tid, &st))
+			return -1;
+		*status = st;
+		if (WIFEXITED(st) || WIFSIGNALED(st))
+			return dt_err(DT_EXIT_GONE, "process %d exited while stopped for tracking", s->pid);
+		if (!WIFSTOPPED(st))
+			continue;
+		sig = WSTOPSIG(st);
+		if ((st >> 16) == PTRACE_EVENT_STOP) {
+			/* a group stop started by someone else: keep going */
+			if (is_stop_signal(sig))
+				s->stop_arrived = true;
+			ptrace(PTRACE_CONT, tid, 0, 0);
+			continue;
+		}
+		if (sig == SIGSTOP) {
+			/* unblockable: hold it back and raise it again at release */
+			s->stop_arrived = true;
+			ptrace(PTRACE_CONT, tid, 0, 0);
+			continue;
+		}
+		return 0;	/* SIGTRAP, or a fault the caller must handle */
+	}
+}
+
+static int seize_one(struct seized *s, pid_t tid)
+{
+	struct proc_stat st;
+
+	/* a zombie thread never stops: leave it alone */
+	if (proc_task_stat_read(s->pid, tid, &st) == 0 && (st.state == 'Z' || st.state == 'X'))
+		return 0;
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0)) {
+		if (errno == ESRCH)
+			return 0;	/* exited meanwhile */
+		if (errno == EPERM)
+			return dt_err_sys(DT_EXIT_PERM, "cannot ptrace process %d (need the same user "
+					  "and no ptrace restriction, or CAP_SYS_PTRACE)", s->pid);
+		return dt_err_sys(0, "PTRACE_SEIZE thread %d of process %d", tid, s->pid);
+	}
+	s->tids = xrealloc(s->tids, (s->n + 1) * sizeof(pid_t));
+	s->tids[s->n++] = tid;
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) && errno != ESRCH)
+		return dt_err_sys(0, "PTRACE_INTERRUPT thread %d", tid);
+	return 0;
+}
+
+int seize_all(pid_t pid, struct seized *s)
+{
+	struct proc_stat st;
+	bool grew = true;
+
+	memset(s, 0, sizeof(*s));
+	s->pid = pid;
+	if (proc_stat_read(pid, &st))
+		return -1;
+	s->start_time = st.start_time;
+	s->was_stopped = st.state == 'T';
+
+	while (grew) {
+		pid_t *tids;
+		int n, first_new = s->n;
+
+		grew = false;
+		n = proc_tasks(pid, &tids);
+		if (n < 0)
+			goto fail;
+		for (int i = 0; i < n; i++) {
+			if (has_tid(s, tids[i]))
+				continue;
+			if (seize_one(s, tids[i])) {
+				free(tids);
+				goto fail;
+			}
+			grew = true;
+		}
+		free(tids);
+		/* all listed threads must be stopped before the list is final */
+		for (int i = first_new; i < s->n; i++) {
+			int r = wait_event_stop(s, s->tids[i]);
+
+			if (r < 0)
+				goto fail;
+			if (r > 0) {
+				drop_tid(s, s->tids[i]);
+				i--;
+			}
+		}
+	}
+	if (s->n == 0 || proc_stat_read(pid, &st)) {
+		dt_err(DT_EXIT_GONE, "process %d exited while being attached", pid);
+		goto fail;
+	}
+	if (st.start_time != s->start_time) {
+		dt_err(DT_EXIT_GONE, "process %d exited while being attached (pid reused)", pid);
+		goto fail;
+	}
+	return 0;
+fail:
+	seize_release(s, false);
+	return -1;
+}
+
+void seize_release(struct seized *s, bool leave_stopped)
+{
+	/*
+	 * A SIGSTOP queued before detaching is acted on by the threads as
+	 * they leave the ptrace stop: the process ends up in group stop as if
+	 * we had never been there (or as the caller asked).
+	 */
+	if (s->n && (leave_stopped || s->was_stopped || s->stop_arrived))
+		kill(s->pid, SIGSTOP);
+	for (int i = 0; i < s->n; i++)
+		ptrace(PTRACE_DETACH, s->tids[i], 0, 0);
+	free(s->tids);
+	s->tids = NULL;
+	s->n = 0;
+}
+
+pid_t seize_pick_thread(const struct seized *s)
+{
+	for (int i = 0; i < s->n; i++) {
+		struct proc_stat st;
+
+		if (proc_task_stat_read(s->pid, s->tids[i], &st) == 0 && st.state != 'Z' &&
+		    st.state != 'X')
+			return s->tids[i];
+	}
+	return 0;
+}

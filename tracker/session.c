@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/err.h"
+#include "lib/util.h"
+#include "tracker/session.h"
+
+#define SESSION_MAGIC "dirtytrack-session 1"
+
+const char *session_dir(void)
+{
+	static char dir[PATH_MAX];
+	const char *env = getenv("DIRTYTRACK_STATE_DIR");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (env && *env)
+		snprintf(dir, sizeof(dir), "%s", env);
+	else if (geteuid() == 0)
+		snprintf(dir, sizeof(dir), "/run/dirtytrack");
+	else if (xdg && *xdg)
+		snprintf(dir, sizeof(dir), "%s/dirtytrack", xdg);
+	else
+		snprintf(dir, sizeof(dir), "/tmp/dirtytrack-%u", (unsigned)geteuid());
+	return dir;
+}
+
+static void session_path(pid_t pid, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%d.session", session_dir(), pid);
+}
+
+uint64_t session_mm_id(const struct proc_stat *st)
+{
+	/* FNV-1a over the layout exec rebuilds (new stack, args, code) */
+	uint64_t v[] = { st->start_code, st->end_code, st->start_stack, st->arg_start,
+			 st->env_start, st->start_brk };
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const unsigned char *p = (const unsigned char *)v;
+
+	for (size_t i = 0; i < sizeof(v); i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+int session_load(pid_t pid, struct session *s)
+{
+	char path[PATH_MAX], *buf, *line, *next;
+
+	memset(s, 0, sizeof(*s));
+	session_path(pid, path, sizeof(path));
+	buf = read_file(path, NULL);
+	if (!buf)
+		return errno == ENOENT ? 0 : dt_err_sys(0, "%s", path);
+	if (strncmp(buf, SESSION_MAGIC "\n", strlen(SESSION_MAGIC) + 1)) {
+		free(buf);
+		return 0;	/* not ours or from another version: ignore */
+	}
+	for (line = buf; *line; line = next) {
+		unsigned long long a, b;
+		int e;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		else
+			next = line + strlen(line);
+		if (sscanf(line, "pid %d", &s->pid) == 1 ||
+		    sscanf(line, "start_time %llu", &s->start_time) == 1 ||
+		    sscanf(line, "mm_id %" SCNu64, &s->mm_id) == 1 ||
+		    sscanf(line, "uffd_fd %d", &s->uffd_fd) == 1 ||
+		    sscanf(line, "uffd_ino %" SCNu64, &s->uffd_ino) == 1 ||
+		    sscanf(line, "generation %" SCNu64, &s->generation) == 1 ||
+		    sscanf(line, "started %" SCNu64, &s->started_unix) == 1)
+			continue;
+		if (sscanf(line, "skip %llx %llx %d", &a, &b, &e) == 3 &&
+		    s->nskips < SESSION_MAX_SKIPS)
+			s->skips[s->nskips++] = (struct session_skip){ a, b, e };
+	}
+	free(buf);
+	return s->pid == pid ? 1 : 0;
+}
+
+int session_save(const struct session *s)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 16];
+	const char *dir = session_dir();
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return dt_err_sys(0, "creating state directory %s", dir);
+	if (lstat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+		return dt_err(DT_EXIT_ERROR, "state directory %s is not a directory owned by us", dir);
+	session_path(s->pid, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return dt_err_sys(0, "creating %s", tmp);
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(tmp);
+		return dt_err_sys(0, "%s", tmp);
+	}
+	fprintf(f, SESSION_MAGIC "\npid %d\nstart_time %llu\nmm_id %" PRIu64 "\nuffd_fd %d\n"
+		"uffd_ino %" PRIu64 "\ngeneration %" PRIu64 "\nstarted %" PRIu64 "\n",
+		s->pid, s->start_time, s->mm_id, s->uffd_fd, s->uffd_ino, s->generation,
+		s->started_unix);
+	for (int i = 0; i < s->nskips; i++)
+		fprintf(f, "skip %llx %llx %d\n", (unsigned long long)s->skips[i].start,
+			(unsigned long long)s->skips[i].end, s->skips[i].err);
+	if (fflush(f) || ferror(f) || fsync(fd)) {
+		dt_err_sys(0, "writing %s", tmp);
+		fclose(f);
+		unlink(tmp);
+		return -1;
+	}
+	fclose(f);
+	if (rename(tmp, path)) {
+		dt_err_sys(0, "renaming %s", tmp);
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+void session_remove(pid_t pid)
+{
+	char path[PATH_MAX];
+
+	session_path(pid, path, sizeof(path));
+	unlink(path);
+}

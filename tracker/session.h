@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What outlives one command: the tracking session of a process.  The
+ * kernel keeps the tracking itself (the uffd in the target); this small
+ * state file keeps who the target was, so that exec, pid reuse and lost
+ * tracking are told apart from "nothing changed", and counts consuming
+ * collections so that later work can tell whether dirty state was taken.
+ */
+#ifndef DT_SESSION_H
+#define DT_SESSION_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tracker/proc.h"
+
+#define SESSION_MAX_SKIPS 256
+
+struct session_skip {
+	uint64_t start, end;
+	int err;		/* errno of the failed registration */
+};
+
+struct session {
+	pid_t pid;
+	unsigned long long start_time;
+	uint64_t mm_id;		/* changes on exec */
+	int uffd_fd;		/* fd number in the target */
+	uint64_t uffd_ino;
+	uint64_t generation;	/* consuming collections so far */
+	uint64_t started_unix;
+	int nskips;
+	struct session_skip skips[SESSION_MAX_SKIPS];
+};
+
+uint64_t session_mm_id(const struct proc_stat *st);
+/* 1 loaded, 0 no session for this pid, -1 error. */
+int session_load(pid_t pid, struct session *s);
+int session_save(const struct session *s);
+void session_remove(pid_t pid);
+const char *session_dir(void);
+
+#endif

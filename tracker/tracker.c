@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/err.h"
+#include "lib/uapi.h"
+#include "lib/util.h"
+#include "tracker/inject.h"
+#include "tracker/seize.h"
+#include "tracker/tracker.h"
+#include "tracker/uffd.h"
+
+static void tracker_init(struct tracker *t, pid_t pid)
+{
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	t->uffd = -1;
+	t->scan.fd = -1;
+}
+
+void tracker_close(struct tracker *t)
+{
+	if (t->uffd >= 0)
+		close(t->uffd);
+	t->uffd = -1;
+	dirty_reader_free(&t->reader);
+	pm_scanner_close(&t->scan);
+	vma_list_free(&t->vmas);
+	free(t->track);
+	t->track = NULL;
+	range_set_free(&t->tracked);
+	range_set_free(&t->fresh);
+}
+
+static const char *register_reason(int err)
+{
+	switch (err) {
+	case EBUSY:
+		return "owned by another userfaultfd";
+	case EPERM:
+		return "shared mapping of a file opened read-only";
+	case EINVAL:
+		return "the kernel cannot write-protect this mapping";
+	case ENOMEM:
+		return "mapping changed while registering";
+	default:
+		return strerror(err);
+	}
+}
+
+static const char *session_skip_reason(const struct session *s, const struct vma *v)
+{
+	for (int i = 0; i < s->nskips; i++)
+		if (s->skips[i].start == v->start && s->skips[i].end == v->end)
+			return register_reason(s->skips[i].err);
+	return NULL;
+}
+
+static void set_add(struct range_set *s, uint64_t start, uint64_t end)
+{
+	if (range_set_add(s, start, end))
+		die_oom();
+}
+
+static int add_unreg(void *ctx, uint64_t start, uint64_t end, uint64_t categories)
+{
+	(void)categories;
+	set_add(ctx, start, end);
+	return 0;
+}
+
+/*
+ * Ranges of VMAs not registered with an async-WP uffd: the kernel's own
+ * word (PAGE_IS_WPALLOWED), so a VMA unmapped and mapped again at the same
+ * place with the same flags is still seen as new.  Registered VMAs are
+ * skipped without walking their page tables.
+ */
+static int find_unregistered(struct tracker *t, struct range_set *unreg)
+{
+	struct pm_query q = {
+		.inverted = PAGE_IS_WPALLOWED,
+		.mask = PAGE_IS_WPALLOWED,
+		.ret = PAGE_IS_WPALLOWED,
+	};
+	uint64_t end = vma_list_user_end(&t->vmas);
+
+	if (!t->vmas.n || !end)
+		return 0;
+	return pm_scan(&t->scan, t->vmas.v[0].start, end, &q, add_unreg, unreg);
+}
+
+static int refresh(struct tracker *t, bool do_register, struct range_set *new_dirty)
+{
+	struct range_set unreg = RANGE_SET_INIT;
+	struct session *s = &t->sess;
+	int nskips = 0, err = 0;
+
+	vma_list_free(&t->vmas);
+	free(t->track);
+	t->track = NULL;
+	range_set_clear(&t->tracked);
+	range_set_clear(&t->fresh);
+	if (vma_list_read(t->pid, &t->vmas))
+		return -1;
+	t->track = xcalloc(t->vmas.n, sizeof(*t->track));
+	if (find_unregistered(t, &unreg))
+		return -1;
+	for (size_t i = 0; i < t->vmas.n && !err; i++) {
+		const struct vma *v = &t->vmas.v[i];
+		struct vma_track *vt = &t->track[i];
+		int e;
+
+		if (v->kind == VMA_SPECIAL) {
+			vt->state = VMA_SKIPPED;
+			vt->reason = "special mapping";
+			continue;
+		}
+		if (!range_set_overlaps(&unreg, v->start, v->end)) {
+			vt->state = VMA_TRACKED;
+			set_add(&t->tracked, v->start, v->end);
+			continue;
+		}
+		if (v->prot == PROT_NONE) {
+			/* nothing can write it; arming would only cost page tables */
+			vt->state = VMA_SKIPPED;
+			vt->reason = "no access (PROT_NONE)";
+			continue;
+		}
+		if (!do_register) {
+			vt->reason = session_skip_reason(s, v);
+			vt->state = vt->reason ? VMA_SKIPPED : VMA_NEW;
+			if (!vt->reason && new_dirty)
+				set_add(new_dirty, v->start, v->end);
+			continue;
+		}
+		e = uffd_register_wp(t->uffd, v->start, v->end);
+		if (e == 0) {
+			vt->state = VMA_NEW;
+			set_add(&t->tracked, v->start, v->end);
+			set_add(&t->fresh, v->start, v->end);
+			continue;
+		}
+		if (e == -ESRCH || (e == -ENOMEM && kill(t->pid, 0) && errno == ESRCH)) {
+			err = pm_scan_error(t->pid, ESRCH);
+			break;
+		}
+		vt->state = VMA_SKIPPED;
+		vt->reason = register_reason(-e);
+		if (nskips < SESSION_MAX_SKIPS)
+			s->skips[nskips++] = (struct session_skip){ v->start, v->end, -e };
+	}
+	if (do_register)
+		s->nskips = nskips;
+	range_set_free(&unreg);
+	return err ? -1 : 0;
+}
+
+/* Tell exit, exec and pid reuse apart after a failed walk. */
+static int explain_gone(struct tracker *t)
+{
+	struct proc_stat st;
+
+	if (proc_stat_read(t->pid, &st))
+		return dt_err(DT_EXIT_GONE, "process %d exited", t->pid);
+	if (st.start_time != t->stat.start_time)
+		return dt_err(DT_EXIT_GONE, "process %d exited (the pid now belongs to another process)",
+			      t->pid);
+	if (session_mm_id(&st) != t->sess.mm_id)
+		return dt_err(DT_EXIT_GONE, "process %d exec'd a new program: tracking ended with "
+			      "its old address space", t->pid);
+	return -1;
+}
+
+int tracker_collect(struct tracker *t, bool consume, struct range_set *dirty)
+{
+	uint64_t t0 = now_ns();
+	int err;
+
+	range_set_clear(dirty);
+	err = refresh(t, consume, dirty);
+	if (!err)
+		err = dirty_collect(&t->reader, &t->tracked, consume, dirty);
+	if (err) {
+		if (dt_err_kind() == DT_EXIT_GONE)
+			explain_gone(t);
+		return -1;
+	}
+	t->collect_ns = now_ns() - t0;
+	if (consume) {
+		t->sess.generation++;
+		if (session_save(&t->sess))
+			return -1;
+	}
+	return 0;
+}
+
+static int open_common(struct tracker *t, pid_t pid, enum dirty_backend b)
+{
+	if (pm_scanner_open(&t->scan, pid))
+		return -1;
+	dirty_reader_init(&t->reader, b, &t->scan, t->uffd);
+	return 0;
+}
+
+/* The session file's word on why a live process has no tracking. */
+static int explain_untracked(pid_t pid, const struct proc_stat *st)
+{
+	struct session s;
+
+	if (session_load(pid, &s) <= 0)
+		return dt_err(DT_EXIT_ERROR, "process %d is not tracked (run 'dirtytrack start %d')",
+			      pid, pid);
+	session_remove(pid);
+	if (s.start_time != st->start_time)
+		return dt_err(DT_EXIT_GONE, "process %d is not tracked: the tracked process exited "
+			      "and its pid was reused", pid);
+	if (s.mm_id != session_mm_id(st))
+		return dt_err(DT_EXIT_GONE, "process %d exec'd a new program: tracking ended with "
+			      "its old address space", pid);
+	return dt_err(DT_EXIT_GONE, "process %d closed its tracking fd %d: tracking was lost",
+		      pid, s.uffd_fd);
+}
+
+int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t)
+{
+	struct uffd_in_target u;
+	int found;
+
+	tracker_init(t, pid);
+	if (proc_stat_read(pid, &t->stat))
+		return -1;
+	found = uffd_find(pid, &u);
+	if (found < 0)
+		return -1;
+	if (!found) {
+		t->untracked = true;
+		return explain_untracked(pid, &t->stat);
+	}
+	if (session_load(pid, &t->sess) <= 0 || t->sess.start_time != t->stat.start_time ||
+	    t->sess.uffd_ino != u.ino) {
+		/* tracked, but by someone whose state we lack: adopt it */
+		memset(&t->sess, 0, sizeof(t->sess));
+		t->sess.pid = pid;
+		t->sess.start_time = t->stat.start_time;
+		t->sess.uffd_ino = u.ino;
+		t->sess.started_unix = (uint64_t)time(NULL);
+	}
+	t->sess.uffd_fd = u.fd;
+	t->sess.mm_id = session_mm_id(&t->stat);
+	if (uffd_grab(pid, u.fd, &t->uffd) || open_common(t, pid, b)) {
+		tracker_close(t);
+		return -1;
+	}
+	return 0;
+}
+
+/* Inject the uffd while every thread is stopped; we hold a handle after. */
+static int create_uffd(struct tracker *t, struct uffd_in_target *u)
+{
+	struct seized s;
+	struct injector in;
+	int err;
+
+	if (seize_all(t->pid, &s))
+		return -1;
+	err = inject_begin(&in, &s);
+	if (!err)
+		err = uffd_create_in_target(&in, &u->fd);
+	if (!err) {
+		err = uffd_grab(t->pid, u->fd, &t->uffd);
+		if (!err)
+			err = uffd_enable(t->uffd);
+		if (err) {
+			/* leave nothing behind: the target gets its fd table back */
+			if (t->uffd >= 0)
+				close(t->uffd);
+			t->uffd = -1;
+			uffd_close_in_target(&in, u->fd);
+		}
+	}
+	if (inject_end(&in) && !err)
+		err = -1;
+	seize_release(&s, false);
+	return err;
+}
+
+int tracker_start(pid_t pid, enum dirty_backend b, struct tracker *t, bool *already)
+{
+	struct uffd_in_target u = { 0 };
+	struct range_set armed = RANGE_SET_INIT;
+	int found;
+
+	*already = false;
+	tracker_init(t, pid);
+	if (proc_stat_read(pid, &t->stat))
+		return -1;
+	found = uffd_find(pid, &u);
+	if (found < 0)
+		return -1;
+	if (found) {
+		*already = true;
+		return tracker_open(pid, b, t);
+	}
+	if (create_uffd(t, &u))
+		return -1;
+	memset(&t->sess, 0, sizeof(t->sess));
+	t->sess.pid = pid;
+	t->sess.start_time = t->stat.start_time;
+	t->sess.mm_id = session_mm_id(&t->stat);
+	t->sess.uffd_fd = u.fd;
+	t->sess.started_unix = (uint64_t)time(NULL);
+	if (uffd_find(pid, &u) == 1)
+		t->sess.uffd_ino = u.ino;
+	/* register every mapping, then arm: the first collection is the baseline */
+	if (open_common(t, pid, b) || tracker_collect(t, true, &armed) || tracker_inspect(t)) {
+		range_set_free(&armed);
+		tracker_close(t);
+		/* leave the target as we found it: without our fd */
+		if (dt_err_kind() != DT_EXIT_GONE) {
+			char msg[1024];
+			enum dt_exit kind = dt_err_kind();
+
+			snprintf(msg, sizeof(msg), "%s", dt_err_msg());
+			tracker_stop(pid);
+			dt_err(kind, "%s", msg);
+		}
+		return -1;
+	}
+	range_set_free(&armed);
+	t->sess.generation = 0;
+	return session_save(&t->sess);
+}
+
+int tracker_stop(pid_t pid)
+{
+	struct uffd_in_target u;
+	struct proc_stat st;
+	struct seized s;
+	struct injector in;
+	int found, err;
+
+	if (proc_stat_read(pid, &st))
+		return -1;
+	found = uffd_find(pid, &u);
+	if (found <= 0) {
+		if (found == 0)
+			session_remove(pid);
+		return found;
+	}
+	if (seize_all(pid, &s))
+		return -1;
+	err = inject_begin(&in, &s);
+	if (!err)
+		err = uffd_close_in_target(&in, u.fd);
+	if (inject_end(&in) && !err)
+		err = -1;
+	seize_release(&s, false);
+	if (err)
+		return -1;
+	session_remove(pid);
+	return 1;
+}
+
+/* smaps VmFlags: what maps cannot say (device memory, may-write). */
+static int read_vmflags(pid_t pid, struct vma_list *l, char (*flags)[96])
+{
+	char path[64], *buf, *p;
+	const struct vma *cur = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	buf = read_file(path, NULL);
+	if (!buf)
+		return dt_err_sys(0, "%s", path);
+	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		unsigned long long a, b;
+
+		if (sscanf(p, "%llx-%llx ", &a, &b) == 2 && strchr(p, ' ') &&
+		    strchr(p, '-') < strchr(p, ' ')) {
+			cur = vma_list_find(l, a);
+			continue;
+		}
+		if (cur && !strncmp(p, "VmFlags:", 8)) {
+			char *nl = strchr(p, '\n');
+			size_t n = nl ? (size_t)(nl - p - 8) : strlen(p + 8);
+
+			snprintf(flags[cur - l->v], 96, "%.*s ", (int)(n < 94 ? n : 94), p + 8);
+			cur = NULL;
+		}
+	}
+	free(buf);
+	return 0;
+}
+
+static bool has_flag(const char *flags, const char *f)
+{
+	char pat[8];
+
+	snprintf(pat, sizeof(pat), " %s ", f);
+	return strstr(flags, pat) != NULL;
+}
+
+int tracker_inspect(struct tracker *t)
+{
+	char (*flags)[96] = xcalloc(t->vmas.n ? t->vmas.n : 1, sizeof(*flags));
+
+	if (read_vmflags(t->pid, &t->vmas, flags)) {
+		free(flags);
+		return -1;
+	}
+	for (size_t i = 0; i < t->vmas.n; i++) {
+		struct vma_track *vt = &t->track[i];
+
+		if (t->vmas.v[i].kind == VMA_SPECIAL)
+			continue;
+		if (has_flag(flags[i], "pf") || has_flag(flags[i], "io")) {
+			vt->state = VMA_SKIPPED;
+			vt->reason = "device memory (VM_PFNMAP/VM_IO)";
+		} else if (vt->state == VMA_NEW && t->vmas.v[i].shared &&
+			   !has_flag(flags[i], "mw") && t->vmas.v[i].kind == VMA_FILE_SHARED) {
+			vt->state = VMA_SKIPPED;
+			vt->reason = register_reason(EPERM);
+		}
+	}
+	free(flags);
+	return 0;
+}
+
+void tracker_dirty_by_kind(const struct tracker *t, const struct range_set *dirty,
+			   uint64_t pages[VMA_KIND_COUNT])
+{
+	memset(pages, 0, sizeof(uint64_t) * VMA_KIND_COUNT);
+	range_set_for_each(r, dirty) {
+		for (uint64_t a = r->start; a < r->end;) {
+			const struct vma *v = vma_list_find(&t->vmas, a);
+			uint64_t end;
+
+			if (!v) {
+				a += PAGE_SIZE;
+				continue;
+			}
+			end = v->end < r->end ? v->end : r->end;
+			pages[v->kind] += (end - a) / PAGE_SIZE;
+			a = end;
+		}
+	}
+}

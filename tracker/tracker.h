@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tracking a process: start (inject a userfaultfd, register, arm), find it
+ * again in a later command, collect the written pages, stop.
+ */
+#ifndef DT_TRACKER_H
+#define DT_TRACKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pagemap/dirty.h"
+#include "pagemap/rangeset.h"
+#include "pagemap/scan.h"
+#include "tracker/proc.h"
+#include "tracker/session.h"
+
+enum vma_track_state {
+	VMA_TRACKED,		/* registered; its writes are recorded */
+	VMA_NEW,		/* not registered yet: every page counts as dirty */
+	VMA_SKIPPED,		/* cannot be tracked; see reason */
+};
+
+struct vma_track {
+	enum vma_track_state state;
+	const char *reason;	/* for VMA_SKIPPED */
+};
+
+struct tracker {
+	pid_t pid;
+	struct proc_stat stat;
+	struct session sess;
+	int uffd;			/* our handle on the target's uffd */
+	struct pm_scanner scan;
+	struct dirty_reader reader;
+	struct vma_list vmas;		/* as of the last refresh */
+	struct vma_track *track;	/* one per vma */
+	struct range_set tracked;	/* registered ranges */
+	struct range_set fresh;		/* registered by the last refresh */
+	uint64_t collect_ns;
+	bool untracked;			/* open failed: not tracked (see error) */
+};
+
+int tracker_start(pid_t pid, enum dirty_backend b, struct tracker *t, bool *already);
+int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t);
+/*
+ * Refresh the mappings and gather written pages into *dirty (which is
+ * cleared first).  consume re-arms them and registers new mappings;
+ * without it nothing in the target changes (new mappings count in full).
+ */
+int tracker_collect(struct tracker *t, bool consume, struct range_set *dirty);
+/* Per-VMA states with the reasons only /proc/PID/smaps can tell. */
+int tracker_inspect(struct tracker *t);
+void tracker_close(struct tracker *t);
+
+/* 1 when it was tracked and now is not, 0 when it was not tracked. */
+int tracker_stop(pid_t pid);
+
+/* Where the written pages are, by VMA kind. */
+void tracker_dirty_by_kind(const struct tracker *t, const struct range_set *dirty,
+			   uint64_t pages[VMA_KIND_COUNT]);
+
+#endif
