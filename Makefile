@@ -54,7 +54,8 @@ check-integration: $(BIN) $(TARGET_BIN)
 
 # The same suites again with the tool built under ASan + UBSan: any report fails.
 check-asan:
-	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	$(MAKE) --no-print-directory BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 		check-unit check-integration
 
 demo: $(BIN) $(TARGET_BIN)

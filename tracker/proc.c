@@ -54,41 +54,46 @@ static int parse_stat(const char *buf, struct proc_stat *st)
 	return 0;
 }
 
+/* 0 parsed, 1 no such file (the process or thread is gone), -1 garbage */
+static int read_stat_file(const char *path, pid_t id, struct proc_stat *st)
+{
+	char *buf = read_file(path, NULL);
+	int r;
+
+	if (!buf)
+		return 1;
+	memset(st, 0, sizeof(*st));
+	st->pid = id;
+	r = parse_stat(buf, st);
+	free(buf);
+	return r ? dt_err(DT_EXIT_ERROR, "%s: cannot parse", path) : 0;
+}
+
 int proc_task_stat_read(pid_t pid, pid_t tid, struct proc_stat *st)
 {
-	char path[64], *buf;
+	char path[64];
+	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	buf = read_file(path, NULL);
-	if (!buf)
+	r = read_stat_file(path, tid, st);
+	if (r > 0)
 		return dt_err(DT_EXIT_GONE, "thread %d of process %d: no such thread", tid, pid);
-	memset(st, 0, sizeof(*st));
-	st->pid = tid;
-	if (parse_stat(buf, st)) {
-		free(buf);
-		return dt_err(DT_EXIT_ERROR, "%s: cannot parse", path);
-	}
-	free(buf);
-	return 0;
+	return r;
 }
 
 int proc_stat_read(pid_t pid, struct proc_stat *st)
 {
-	char path[64], *buf;
+	char path[64];
+	int r;
 
 	if (pid <= 0)
 		return dt_err(DT_EXIT_ERROR, "invalid pid %d", pid);
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	buf = read_file(path, NULL);
-	if (!buf)
+	r = read_stat_file(path, pid, st);
+	if (r > 0)
 		return dt_err(DT_EXIT_GONE, "process %d: no such process", pid);
-	memset(st, 0, sizeof(*st));
-	st->pid = pid;
-	if (parse_stat(buf, st)) {
-		free(buf);
-		return dt_err(DT_EXIT_ERROR, "%s: cannot parse", path);
-	}
-	free(buf);
+	if (r < 0)
+		return -1;
 	if (st->state == 'Z' || st->state == 'X')
 		return dt_err(DT_EXIT_GONE, "process %d is a zombie (it has exited)", pid);
 	return 0;

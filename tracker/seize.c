@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,19 @@ int seize_wait_trap(struct seized *s, pid_t tid, int *status)
 	}
 }
 
+static int tracer_of(pid_t pid)
+{
+	char path[64], *buf, *p;
+	int tracer = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	buf = read_file(path, NULL);
+	if (buf && (p = strstr(buf, "TracerPid:")))
+		tracer = atoi(p + strlen("TracerPid:"));
+	free(buf);
+	return tracer;
+}
+
 static int seize_one(struct seized *s, pid_t tid)
 {
 	struct proc_stat st;
@@ -134,9 +148,15 @@ static int seize_one(struct seized *s, pid_t tid)
 	if (ptrace(PTRACE_SEIZE, tid, 0, 0)) {
 		if (errno == ESRCH)
 			return 0;	/* exited meanwhile */
-		if (errno == EPERM)
+		if (errno == EPERM) {
+			int tracer = tracer_of(s->pid);
+
+			if (tracer > 0)
+				return dt_err(DT_EXIT_PERM, "cannot ptrace process %d: it is already "
+					      "traced by process %d", s->pid, tracer);
 			return dt_err_sys(DT_EXIT_PERM, "cannot ptrace process %d (need the same user "
 					  "and no ptrace restriction, or CAP_SYS_PTRACE)", s->pid);
+		}
 		return dt_err_sys(0, "PTRACE_SEIZE thread %d of process %d", tid, s->pid);
 	}
 	s->tids = xrealloc(s->tids, (s->n + 1) * sizeof(pid_t));

@@ -227,15 +227,20 @@ static int explain_untracked(pid_t pid, const struct proc_stat *st)
 		      pid, s.uffd_fd);
 }
 
-int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t)
+/* Who the target is and whether it holds our uffd: 1 yes, 0 no, -1. */
+static int probe(struct tracker *t, pid_t pid, struct uffd_in_target *u)
 {
-	struct uffd_in_target u;
-	int found;
-
 	tracker_init(t, pid);
 	if (proc_stat_read(pid, &t->stat))
 		return -1;
-	found = uffd_find(pid, &u);
+	return uffd_find(pid, u);
+}
+
+int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t)
+{
+	struct uffd_in_target u;
+	int found = probe(t, pid, &u);
+
 	if (found < 0)
 		return -1;
 	if (!found) {
@@ -294,13 +299,9 @@ int tracker_start(pid_t pid, enum dirty_backend b, struct tracker *t, bool *alre
 {
 	struct uffd_in_target u = { 0 };
 	struct range_set armed = RANGE_SET_INIT;
-	int found;
+	int found = probe(t, pid, &u);
 
 	*already = false;
-	tracker_init(t, pid);
-	if (proc_stat_read(pid, &t->stat))
-		return -1;
-	found = uffd_find(pid, &u);
 	if (found < 0)
 		return -1;
 	if (found) {

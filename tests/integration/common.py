@@ -29,6 +29,10 @@ class Ctx:
         if env:
             e.update(env)
         r = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=timeout)
+        # under `make check-asan` any sanitizer report fails the test
+        if 'Sanitizer' in r.stderr or 'runtime error:' in r.stderr:
+            raise AssertionError(f'sanitizer report from dirtytrack {" ".join(map(str, args))}:\n'
+                                 + r.stderr)
         return r.returncode, r.stdout, r.stderr
 
     def json(self, *args, expect=0, **kw):
