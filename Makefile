@@ -6,16 +6,20 @@ BUILD    ?= build
 SANFLAGS ?=
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Wshadow -Wno-missing-field-initializers \
-            -D_GNU_SOURCE -I. $(SANFLAGS) -MMD -MP
+            -D_GNU_SOURCE -I. -I$(BUILD)/gen $(SANFLAGS) -MMD -MP
 LDFLAGS  += $(SANFLAGS)
-LIBS     := -lcap
+LIBS     := -lcap -lprotobuf-c
 PYTHON   ?= python3
 
 LIB_SRC     := $(wildcard lib/*.c)
 PAGEMAP_SRC := $(wildcard pagemap/*.c)
 TRACKER_SRC := $(wildcard tracker/*.c)
 CLI_SRC     := $(wildcard cli/*.c)
-CORE_SRC    := $(LIB_SRC) $(PAGEMAP_SRC) $(TRACKER_SRC)
+IMAGE_SRC   := $(wildcard image/*.c)
+PROTOS      := $(wildcard proto/*.proto)
+PROTO_C     := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+PROTO_H     := $(PROTO_C:.c=.h)
+CORE_SRC    := $(LIB_SRC) $(PAGEMAP_SRC) $(TRACKER_SRC) $(IMAGE_SRC)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -28,11 +32,22 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 
 all: $(BIN) $(TARGET_BIN) $(UNIT_BIN)
 
-$(BUILD)/obj/%.o: %.c
+# C for the image schemas is generated here, never committed.
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS)
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -Iproto $<
+
+$(BUILD)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BIN): $(call obj,$(CORE_SRC) $(CLI_SRC))
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
+
+PROTO_OBJ := $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(PROTO_C))
+
+$(BIN): $(call obj,$(CORE_SRC) $(CLI_SRC)) $(PROTO_OBJ)
 	$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
 
 # The test target is a plain program: no sanitizer in the measured process.
@@ -40,7 +55,7 @@ $(TARGET_BIN): tests/target/dt-target.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O1 -g -Wall -Wextra -pthread $< -o $@
 
-$(BUILD)/unit/test_%: tests/unit/test_%.c $(call obj,$(CORE_SRC))
+$(BUILD)/unit/test_%: tests/unit/test_%.c $(call obj,$(CORE_SRC)) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LIBS) -lcmocka -o $@
 

@@ -19,6 +19,11 @@ static const struct {
 	{ { "count", required_argument, NULL, 'n' }, ARG_COUNT },
 	{ { "verbose", no_argument, NULL, 'v' }, ARG_VERBOSE },
 	{ { "pages", no_argument, NULL, 'p' }, ARG_PAGES },
+	{ { "dir", required_argument, NULL, 'D' }, ARG_DUMP },
+	{ { "parent", required_argument, NULL, 'P' }, ARG_DUMP },
+	{ { "freeze", no_argument, NULL, 'F' }, ARG_DUMP },
+	{ { "leave-stopped", no_argument, NULL, 'L' }, ARG_DUMP },
+	{ { "full-if-needed", no_argument, NULL, 'U' }, ARG_DUMP },
 };
 
 int parse_args(int argc, char **argv, unsigned int allowed, struct args *a)
@@ -41,6 +46,8 @@ int parse_args(int argc, char **argv, unsigned int allowed, struct args *a)
 			strcat(shorts, "i:");
 		if (all_opts[i].opt.val == 'n')
 			strcat(shorts, "n:");
+		if (all_opts[i].opt.val == 'D')
+			strcat(shorts, "D:");
 	}
 	memset(&opts[n], 0, sizeof(opts[n]));
 	opterr = 0;
@@ -76,6 +83,21 @@ int parse_args(int argc, char **argv, unsigned int allowed, struct args *a)
 		case 'p':
 			a->pages = true;
 			break;
+		case 'D':
+			a->dir = optarg;
+			break;
+		case 'P':
+			a->parent = optarg;
+			break;
+		case 'F':
+			a->freeze = true;
+			break;
+		case 'L':
+			a->leave_stopped = true;
+			break;
+		case 'U':
+			a->full_if_needed = true;
+			break;
 		case ':':
 			usage_error("option '%s' needs a value", argv[optind - 1]);
 			return ARGS_FAIL;
@@ -95,6 +117,14 @@ int parse_args(int argc, char **argv, unsigned int allowed, struct args *a)
 	}
 	if (optind < argc) {
 		usage_error("unexpected argument '%s'", argv[optind]);
+		return ARGS_FAIL;
+	}
+	if ((allowed & ARG_DUMP) && !a->dir) {
+		usage_error("missing -D DIR");
+		return ARGS_FAIL;
+	}
+	if (a->freeze && a->leave_stopped) {
+		usage_error("--freeze and --leave-stopped exclude each other");
 		return ARGS_FAIL;
 	}
 	return ARGS_OK;

@@ -14,6 +14,7 @@ enum {
 	ARG_COUNT = 1 << 3,
 	ARG_VERBOSE = 1 << 4,
 	ARG_PAGES = 1 << 5,
+	ARG_DUMP = 1 << 6,	/* -D --parent --freeze --leave-stopped --full-if-needed */
 };
 
 enum { ARGS_OK = 0, ARGS_HELP = 1, ARGS_FAIL = -1 };
@@ -25,6 +26,9 @@ struct args {
 	int count;		/* 0: until interrupted */
 	bool verbose;
 	bool pages;		/* list the written ranges */
+	const char *dir;	/* -D */
+	const char *parent;
+	bool freeze, leave_stopped, full_if_needed;
 };
 
 /* Reports its own errors; ARGS_FAIL means "exit with DT_EXIT_ERROR". */

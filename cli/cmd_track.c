@@ -47,10 +47,15 @@ int cmd_start(int argc, char **argv)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
 	if (tracker_start(a.pid, a.backend, &t, &already))
 		return report_error();
-	if (already && (tracker_collect(&t, false, &(struct range_set)RANGE_SET_INIT) ||
-			tracker_inspect(&t))) {
-		tracker_close(&t);
-		return report_error();
+	if (already) {
+		struct range_set dirty = RANGE_SET_INIT;
+
+		r = tracker_collect(&t, false, &dirty);
+		range_set_free(&dirty);
+		if (r) {
+			tracker_close(&t);
+			return report_error();
+		}
 	}
 	count_vmas(&t, &tot);
 	human_size(tot.bytes[VMA_TRACKED] + tot.bytes[VMA_NEW], size, sizeof(size));
@@ -159,7 +164,7 @@ int cmd_status(int argc, char **argv)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
 	if (tracker_open(a.pid, a.backend, &t))
 		return t.untracked ? status_off(a.pid, &t) : report_error();
-	if (tracker_collect(&t, false, &dirty) || tracker_inspect(&t)) {
+	if (tracker_collect(&t, false, &dirty)) {
 		range_set_free(&dirty);
 		tracker_close(&t);
 		return report_error();

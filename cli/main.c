@@ -33,6 +33,10 @@ static const struct cmd commands[] = {
 	  "tracking on or off, tracked and skipped mappings, pages written so far" },
 	{ "watch", cmd_watch, "PID [--interval MS] [--count N] [--scan ioctl|pagemap] [--pages] [-v] [-j]",
 	  "collect written pages every interval and print the dirty rate" },
+	{ "dump", cmd_dump,
+	  "PID -D DIR [--parent PARENT_DIR] [--full-if-needed] [--freeze | --leave-stopped] "
+	  "[--scan ioctl|pagemap] [-j]",
+	  "write a full or incremental CRIU-compatible dump of PID's memory" },
 };
 
 static void print_usage(FILE *f)
@@ -86,7 +90,8 @@ int usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	dt_err(DT_EXIT_ERROR, "%s (see 'dirtytrack %s --help')", msg, *prog_cmd ? prog_cmd : "");
+	dt_err(DT_EXIT_ERROR, "%s (see 'dirtytrack %s%s--help')", msg, prog_cmd,
+	       *prog_cmd ? " " : "");
 	return report_error();
 }
 
@@ -147,6 +152,7 @@ int main(int argc, char **argv)
 	int c;
 
 	json_init(&jw, stdout);
+	opterr = 0;
 	/* global options stop at the command name */
 	while ((c = getopt_long(argc, argv, "+jhV", opts, NULL)) != -1) {
 		switch (c) {
@@ -160,14 +166,11 @@ int main(int argc, char **argv)
 			printf("dirtytrack %s\n", DT_VERSION);
 			return DT_EXIT_OK;
 		default:
-			print_usage(stderr);
-			return DT_EXIT_ERROR;
+			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind >= argc) {
-		print_usage(stderr);
-		return DT_EXIT_ERROR;
-	}
+	if (optind >= argc)
+		return usage_error("missing command");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
 		if (strcmp(argv[optind], commands[i].name))
 			continue;
@@ -177,6 +180,5 @@ int main(int argc, char **argv)
 		optind = 0;	/* the command parses from its own argv[0] */
 		return commands[i].run(argc, argv);
 	}
-	fprintf(stderr, "dirtytrack: unknown command '%s' (see 'dirtytrack --help')\n", argv[optind]);
-	return DT_EXIT_ERROR;
+	return usage_error("unknown command '%s'", argv[optind]);
 }

@@ -6,8 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PAGE_SIZE 4096ULL
+/* spelled as <sys/user.h> spells them, so both can be included */
 #define PAGE_SHIFT 12
+#define PAGE_SIZE (1UL << PAGE_SHIFT)
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Out of memory is not something a CLI can recover from: these abort. */

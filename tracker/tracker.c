@@ -95,7 +95,7 @@ static int find_unregistered(struct tracker *t, struct range_set *unreg)
 	return pm_scan(&t->scan, t->vmas.v[0].start, end, &q, add_unreg, unreg);
 }
 
-static int refresh(struct tracker *t, bool do_register, struct range_set *new_dirty)
+static int refresh(struct tracker *t, bool do_register)
 {
 	struct range_set unreg = RANGE_SET_INIT;
 	struct session *s = &t->sess;
@@ -135,8 +135,6 @@ static int refresh(struct tracker *t, bool do_register, struct range_set *new_di
 		if (!do_register) {
 			vt->reason = session_skip_reason(s, v);
 			vt->state = vt->reason ? VMA_SKIPPED : VMA_NEW;
-			if (!vt->reason && new_dirty)
-				set_add(new_dirty, v->start, v->end);
 			continue;
 		}
 		e = uffd_register_wp(t->uffd, v->start, v->end);
@@ -183,9 +181,15 @@ int tracker_collect(struct tracker *t, bool consume, struct range_set *dirty)
 	int err;
 
 	range_set_clear(dirty);
-	err = refresh(t, consume, dirty);
+	err = refresh(t, consume);
+	if (!err && !consume)
+		err = tracker_inspect(t);
 	if (!err)
 		err = dirty_collect(&t->reader, &t->tracked, consume, dirty);
+	/* not registered yet: every page of a new mapping counts as written */
+	for (size_t i = 0; !err && !consume && i < t->vmas.n; i++)
+		if (t->track[i].state == VMA_NEW)
+			set_add(dirty, t->vmas.v[i].start, t->vmas.v[i].end);
 	if (err) {
 		if (dt_err_kind() == DT_EXIT_GONE)
 			explain_gone(t);
@@ -216,7 +220,7 @@ static int explain_untracked(pid_t pid, const struct proc_stat *st)
 	if (session_load(pid, &s) <= 0)
 		return dt_err(DT_EXIT_ERROR, "process %d is not tracked (run 'dirtytrack start %d')",
 			      pid, pid);
-	session_remove(pid);
+	/* the session file stays: tracking reads as lost until start or stop */
 	if (s.start_time != st->start_time)
 		return dt_err(DT_EXIT_GONE, "process %d is not tracked: the tracked process exited "
 			      "and its pid was reused", pid);

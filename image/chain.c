@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image/chain.h"
+#include "image/imgfile.h"
+#include "lib/err.h"
+#include "lib/util.h"
+#include "inventory.pb-c.h"
+#include "mm.pb-c.h"
+#include "pagemap.pb-c.h"
+#include "pstree.pb-c.h"
+
+static void dump_free(struct dump *d)
+{
+	if (d->inv)
+		inventory_entry__free_unpacked(d->inv, NULL);
+	if (d->pstree)
+		pstree_entry__free_unpacked(d->pstree, NULL);
+	if (d->mm)
+		mm_entry__free_unpacked(d->mm, NULL);
+	if (d->pages && d->pages_size)
+		munmap((void *)d->pages, d->pages_size);
+	if (d->dirfd >= 0)
+		close(d->dirfd);
+	free(d->ents);
+	memset(d, 0, sizeof(*d));
+	d->dirfd = -1;
+}
+
+static int read_one(int dirfd, const char *name, uint32_t magic,
+		    const ProtobufCMessageDescriptor *desc, ProtobufCMessage **msg)
+{
+	struct img_in in;
+	int r;
+
+	if (img_open(&in, dirfd, name, magic))
+		return -1;
+	r = img_get_msg(&in, desc, msg);
+	img_in_free(&in);
+	if (r > 0)
+		return dt_err(DT_EXIT_ERROR, "%s is empty", name);
+	return r;
+}
+
+static int read_pagemap(struct dump *d)
+{
+	char name[64];
+	struct img_in in;
+	ProtobufCMessage *m;
+	PagemapHead *head;
+	uint64_t off = 0, prev_end = 0;
+	size_t cap = 64;
+	int r;
+
+	snprintf(name, sizeof(name), "pagemap-%u.img", d->pid);
+	if (img_open(&in, d->dirfd, name, IMG_PAGEMAP_MAGIC))
+		return -1;
+	r = img_get_msg(&in, &pagemap_head__descriptor, &m);
+	if (r) {
+		img_in_free(&in);
+		return r > 0 ? dt_err(DT_EXIT_ERROR, "%s is empty", name) : -1;
+	}
+	head = (PagemapHead *)m;
+	snprintf(name, sizeof(name), "pages-%u.img", head->pages_id);
+	pagemap_head__free_unpacked(head, NULL);
+	d->ents = xmalloc(cap * sizeof(*d->ents));
+	while ((r = img_get_msg(&in, &pagemap_entry__descriptor, &m)) == 0) {
+		PagemapEntry *e = (PagemapEntry *)m;
+		struct dump_entry *x;
+		uint64_t nr = e->has_nr_pages && e->nr_pages ? e->nr_pages : e->compat_nr_pages;
+
+		if (d->nents == cap)
+			d->ents = xrealloc(d->ents, (cap *= 2) * sizeof(*d->ents));
+		x = &d->ents[d->nents++];
+		x->vaddr = e->vaddr;
+		x->nr_pages = nr;
+		x->flags = e->has_flags ? e->flags : (e->has_in_parent && e->in_parent ? PE_PARENT
+											: PE_PRESENT);
+		pagemap_entry__free_unpacked(e, NULL);
+		if (x->vaddr % PAGE_SIZE || !nr || x->vaddr < prev_end ||
+		    nr > (UINT64_MAX - x->vaddr) / PAGE_SIZE) {
+			img_in_free(&in);
+			return dt_err(DT_EXIT_ERROR, "pagemap-%u.img is corrupt: bad entry at %#llx",
+				      d->pid, (unsigned long long)x->vaddr);
+		}
+		prev_end = x->vaddr + nr * PAGE_SIZE;
+		x->offset = off;
+		if (x->flags & PE_PRESENT) {
+			off += nr * PAGE_SIZE;
+			d->pages_present += nr;
+		} else if (x->flags & PE_PARENT) {
+			d->pages_parent += nr;
+		}
+	}
+	img_in_free(&in);
+	if (r < 0)
+		return -1;
+	/* the pages file must hold exactly what the entries promise */
+	{
+		int fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		struct stat st;
+
+		if (fd < 0)
+			return dt_err_sys(0, "%s/%s", d->path, name);
+		if (fstat(fd, &st)) {
+			close(fd);
+			return dt_err_sys(0, "%s/%s", d->path, name);
+		}
+		if ((uint64_t)st.st_size != off) {
+			close(fd);
+			return dt_err(DT_EXIT_ERROR, "%s/%s holds %lld bytes, its pagemap promises %llu "
+				      "(truncated or corrupt)", d->path, name, (long long)st.st_size,
+				      (unsigned long long)off);
+		}
+		d->pages_size = off;
+		if (off) {
+			void *p = mmap(NULL, off, PROT_READ, MAP_PRIVATE, fd, 0);
+
+			if (p == MAP_FAILED) {
+				close(fd);
+				return dt_err_sys(0, "mapping %s/%s", d->path, name);
+			}
+			madvise(p, off, MADV_SEQUENTIAL);
+			d->pages = p;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+static int dump_open(struct dump *d, const char *dir)
+{
+	struct stat st;
+	ProtobufCMessage *m;
+
+	memset(d, 0, sizeof(*d));
+	d->dirfd = -1;
+	if (!realpath(dir, d->path))
+		return dt_err_sys(0, "dump %s", dir);
+	d->dirfd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->dirfd < 0)
+		return dt_err_sys(0, "dump %s", dir);
+	if (read_one(d->dirfd, "inventory.img", IMG_INVENTORY_MAGIC, &inventory_entry__descriptor,
+		     &m))
+		goto fail;
+	d->inv = (InventoryEntry *)m;
+	if (read_one(d->dirfd, "pstree.img", IMG_PSTREE_MAGIC, &pstree_entry__descriptor, &m))
+		goto fail;
+	d->pstree = (PstreeEntry *)m;
+	d->pid = d->pstree->pid;
+	{
+		char name[64];
+
+		snprintf(name, sizeof(name), "mm-%u.img", d->pid);
+		if (read_one(d->dirfd, name, IMG_MM_MAGIC, &mm_entry__descriptor, &m))
+			goto fail;
+		d->mm = (MmEntry *)m;
+	}
+	if (read_pagemap(d))
+		goto fail;
+	d->has_parent = fstatat(d->dirfd, "parent", &st, AT_SYMLINK_NOFOLLOW) == 0;
+	return 0;
+fail:
+	dt_err_prefix("dump %s: ", dir);
+	dump_free(d);
+	return -1;
+}
+
+const struct dump_entry *dump_find(const struct dump *d, uint64_t addr)
+{
+	size_t lo = 0, hi = d->nents;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct dump_entry *e = &d->ents[mid];
+
+		if (addr < e->vaddr)
+			hi = mid;
+		else if (addr >= e->vaddr + e->nr_pages * PAGE_SIZE)
+			lo = mid + 1;
+		else
+			return e;
+	}
+	return NULL;
+}
+
+void dump_covered(const struct dump *d, struct range_set *out)
+{
+	range_set_clear(out);
+	for (size_t i = 0; i < d->nents; i++)
+		if (d->ents[i].flags & (PE_PRESENT | PE_PARENT) &&
+		    range_set_add(out, d->ents[i].vaddr,
+				  d->ents[i].vaddr + d->ents[i].nr_pages * PAGE_SIZE))
+			die_oom();
+}
+
+const unsigned char *chain_page(const struct dump_chain *c, int i, uint64_t addr)
+{
+	for (; i < c->n; i++) {
+		const struct dump_entry *e = dump_find(&c->d[i], addr);
+
+		if (!e)
+			return NULL;
+		if (e->flags & PE_PRESENT)
+			return c->d[i].pages + e->offset + (addr - e->vaddr);
+		if (!(e->flags & PE_PARENT))
+			return NULL;
+	}
+	return NULL;
+}
+
+/* Every PE_PARENT page of d must have content in its parent. */
+static int check_parent_cover(const struct dump *d, const struct dump *parent)
+{
+	struct range_set need = RANGE_SET_INIT, have = RANGE_SET_INIT, missing = RANGE_SET_INIT;
+	int err = 0;
+
+	for (size_t i = 0; i < d->nents; i++)
+		if ((d->ents[i].flags & PE_PARENT) &&
+		    range_set_add(&need, d->ents[i].vaddr,
+				  d->ents[i].vaddr + d->ents[i].nr_pages * PAGE_SIZE))
+			die_oom();
+	dump_covered(parent, &have);
+	if (range_set_subtract(&missing, &need, &have))
+		die_oom();
+	if (missing.n)
+		err = dt_err(DT_EXIT_ERROR, "dump %s: %llu pages marked in-parent are missing from "
+			     "parent %s (first at %#llx)", d->path,
+			     (unsigned long long)range_set_pages(&missing), parent->path,
+			     (unsigned long long)missing.r[0].start);
+	range_set_free(&need);
+	range_set_free(&have);
+	range_set_free(&missing);
+	return err;
+}
+
+int chain_open(struct dump_chain *c, const char *dir)
+{
+	char next[PATH_MAX + 16];
+	int cap = 4;
+
+	memset(c, 0, sizeof(*c));
+	c->d = xcalloc(cap, sizeof(*c->d));
+	snprintf(next, sizeof(next), "%s", dir);
+	for (;;) {
+		struct dump *d;
+
+		if (c->n == cap)
+			c->d = xrealloc(c->d, (cap *= 2) * sizeof(*c->d));
+		d = &c->d[c->n];
+		if (dump_open(d, next))
+			goto fail;
+		c->n++;
+		for (int i = 0; i < c->n - 1; i++)
+			if (!strcmp(c->d[i].path, d->path)) {
+				dt_err(DT_EXIT_ERROR, "dump %s: its parent chain loops back to %s",
+				       c->d[0].path, d->path);
+				goto fail;
+			}
+		if (c->n > 1 && check_parent_cover(&c->d[c->n - 2], d))
+			goto fail;
+		if (!d->has_parent) {
+			if (d->pages_parent) {
+				dt_err(DT_EXIT_ERROR, "dump %s: %llu pages are marked in-parent but it "
+				       "has no parent link", d->path,
+				       (unsigned long long)d->pages_parent);
+				goto fail;
+			}
+			return 0;
+		}
+		if (c->n >= CHAIN_MAX_DEPTH) {
+			dt_err(DT_EXIT_ERROR, "dump %s: parent chain deeper than %d", c->d[0].path,
+			       CHAIN_MAX_DEPTH);
+			goto fail;
+		}
+		snprintf(next, sizeof(next), "%s/parent", d->path);
+		if (access(next, F_OK)) {
+			dt_err(DT_EXIT_ERROR, "dump %s: its parent is missing (%s/parent points nowhere)",
+			       c->d[0].path, d->path);
+			goto fail;
+		}
+	}
+fail:
+	chain_close(c);
+	return -1;
+}
+
+void chain_close(struct dump_chain *c)
+{
+	for (int i = 0; i < c->n; i++)
+		dump_free(&c->d[i]);
+	free(c->d);
+	c->d = NULL;
+	c->n = 0;
+}

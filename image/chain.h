@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reading dumps: one dump directory, and the chain of its parents, checked
+ * whole (magics, sizes, every PE_PARENT resolvable) before anyone uses it.
+ */
+#ifndef DT_CHAIN_H
+#define DT_CHAIN_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pagemap/rangeset.h"
+
+#define PE_PARENT	(1U << 0)
+#define PE_LAZY		(1U << 1)
+#define PE_PRESENT	(1U << 2)
+
+#define CHAIN_MAX_DEPTH 4096
+
+struct InventoryEntry;
+struct PstreeEntry;
+struct MmEntry;
+
+struct dump_entry {
+	uint64_t vaddr, nr_pages;
+	uint32_t flags;
+	uint64_t offset;	/* in the pages file, for PE_PRESENT */
+};
+
+struct dump {
+	char path[PATH_MAX];		/* canonical */
+	int dirfd;
+	struct InventoryEntry *inv;
+	struct PstreeEntry *pstree;
+	struct MmEntry *mm;
+	unsigned int pid;
+	struct dump_entry *ents;	/* sorted by vaddr */
+	size_t nents;
+	uint64_t pages_present, pages_parent;
+	const unsigned char *pages;	/* the pages file, mapped */
+	uint64_t pages_size;
+	bool has_parent;
+};
+
+struct dump_chain {
+	struct dump *d;		/* d[0] the dump asked for, then its parents */
+	int n;
+};
+
+/* Opens dir and all its parents; fails on anything not whole. */
+int chain_open(struct dump_chain *c, const char *dir);
+/* Only one dump, no parent checks (what a new dump needs of its parent). */
+void chain_close(struct dump_chain *c);
+
+/* The 4096 bytes of addr as dump d..n-1 describe them; NULL for zero. */
+const unsigned char *chain_page(const struct dump_chain *c, int d, uint64_t addr);
+/* Pages that dump d gives content for (present or in its parent). */
+void dump_covered(const struct dump *d, struct range_set *out);
+/* The entry of d holding addr, or NULL. */
+const struct dump_entry *dump_find(const struct dump *d, uint64_t addr);
+
+#endif

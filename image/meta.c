@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: MIT
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/sysinfo.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.pb-c.h"
+#include "image/chain.h"
+#include "image/imgfile.h"
+#include "image/meta.h"
+#include "inventory.pb-c.h"
+#include "lib/err.h"
+#include "lib/util.h"
+#include "mm.pb-c.h"
+#include "pstree.pb-c.h"
+#include "stats.pb-c.h"
+
+/* CRIU's VMA status bits */
+#define CRIU_VMA_AREA_REGULAR	(1U << 0)
+#define CRIU_VMA_AREA_STACK		(1U << 1)
+#define CRIU_VMA_AREA_VSYSCALL	(1U << 2)
+#define CRIU_VMA_AREA_VDSO		(1U << 3)
+#define CRIU_VMA_AREA_HEAP		(1U << 5)
+#define CRIU_VMA_FILE_PRIVATE	(1U << 6)
+#define CRIU_VMA_FILE_SHARED		(1U << 7)
+#define CRIU_VMA_ANON_SHARED		(1U << 8)
+#define CRIU_VMA_ANON_PRIVATE	(1U << 9)
+#define CRIU_VMA_AREA_VVAR		(1U << 12)
+#define CRIU_VMA_AREA_MEMFD		(1U << 14)
+
+static int write_single(int dirfd, const char *name, uint32_t magic, const ProtobufCMessage *m)
+{
+	struct img_out o;
+
+	if (img_create(&o, dirfd, name, magic))
+		return -1;
+	if (img_put_msg(&o, m)) {
+		img_discard(&o);
+		return -1;
+	}
+	return img_close(&o);
+}
+
+void dump_identity_new_id(char id[DUMP_ID_LEN + 1])
+{
+	unsigned char raw[DUMP_ID_LEN / 2];
+
+	if (getrandom(raw, sizeof(raw), 0) != sizeof(raw)) {
+		uint64_t t = now_ns() ^ ((uint64_t)getpid() << 32);
+
+		memset(raw, 0, sizeof(raw));
+		memcpy(raw, &t, sizeof(t));
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(id + 2 * i, 3, "%02x", raw[i]);
+}
+
+int meta_write_inventory(int dirfd, const struct dump_identity *id)
+{
+	InventoryEntry inv = INVENTORY_ENTRY__INIT;
+	TaskKobjIdsEntry ids = TASK_KOBJ_IDS_ENTRY__INIT;
+	struct sysinfo si;
+
+	inv.img_version = 2;
+	inv.has_fdinfo_per_id = true;
+	inv.fdinfo_per_id = true;
+	ids.vm_id = ids.files_id = ids.fs_id = ids.sighand_id = 1;
+	inv.root_ids = &ids;
+	inv.has_lsmtype = true;
+	inv.lsmtype = LSMTYPE__NO_LSM;
+	if (sysinfo(&si) == 0) {
+		inv.has_dump_uptime = true;
+		inv.dump_uptime = (uint64_t)si.uptime * 1000000ULL;
+	}
+	inv.has_dt_pid = true;
+	inv.dt_pid = id->pid;
+	inv.has_dt_start_time = true;
+	inv.dt_start_time = id->start_time;
+	inv.has_dt_uffd_ino = true;
+	inv.dt_uffd_ino = id->uffd_ino;
+	inv.has_dt_generation = true;
+	inv.dt_generation = id->generation;
+	inv.has_dt_iteration = true;
+	inv.dt_iteration = id->iteration;
+	inv.dt_dump_id = (char *)id->id;
+	inv.dt_parent_id = id->parent_id[0] ? (char *)id->parent_id : NULL;
+	inv.has_dt_full = true;
+	inv.dt_full = id->full;
+	inv.has_dt_dump_unix = true;
+	inv.dt_dump_unix = id->dump_unix;
+	inv.dt_scan = (char *)id->scan;
+	inv.has_dt_frozen = true;
+	inv.dt_frozen = id->frozen;
+	return write_single(dirfd, "inventory.img", IMG_INVENTORY_MAGIC, &inv.base);
+}
+
+int meta_read_identity(const struct dump *d, struct dump_identity *id)
+{
+	const InventoryEntry *inv = d->inv;
+
+	memset(id, 0, sizeof(*id));
+	if (!inv->has_dt_pid || !inv->has_dt_generation || !inv->dt_dump_id)
+		return dt_err(DT_EXIT_ERROR, "dump %s was not written by dirtytrack (no session "
+			      "identity in its inventory)", d->path);
+	id->pid = (pid_t)inv->dt_pid;
+	id->start_time = inv->dt_start_time;
+	id->uffd_ino = inv->dt_uffd_ino;
+	id->generation = inv->dt_generation;
+	id->iteration = inv->dt_iteration;
+	snprintf(id->id, sizeof(id->id), "%s", inv->dt_dump_id);
+	if (inv->dt_parent_id)
+		snprintf(id->parent_id, sizeof(id->parent_id), "%s", inv->dt_parent_id);
+	id->full = inv->dt_full;
+	id->frozen = inv->dt_frozen;
+	if (inv->dt_scan)
+		snprintf(id->scan, sizeof(id->scan), "%s", inv->dt_scan);
+	id->dump_unix = inv->dt_dump_unix;
+	return 0;
+}
+
+int meta_write_pstree(int dirfd, const struct proc_stat *st, const pid_t *tids, int n)
+{
+	PstreeEntry e = PSTREE_ENTRY__INIT;
+	uint32_t *threads = xcalloc(n, sizeof(*threads));
+	char path[64], *buf;
+	int err, pgid = 0, sid = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", st->pid);
+	buf = read_file(path, NULL);
+	if (buf && strrchr(buf, ')'))
+		sscanf(strrchr(buf, ')') + 2, "%*c %*d %d %d", &pgid, &sid);
+	free(buf);
+	for (int i = 0; i < n; i++)
+		threads[i] = (uint32_t)tids[i];
+	e.pid = st->pid;
+	e.ppid = 0;	/* the root of the dumped tree, as CRIU writes it */
+	e.pgid = pgid;
+	e.sid = sid;
+	e.n_threads = n;
+	e.threads = threads;
+	err = write_single(dirfd, "pstree.img", IMG_PSTREE_MAGIC, &e.base);
+	free(threads);
+	return err;
+}
+
+static uint32_t vma_status(const struct vma *v)
+{
+	switch (v->kind) {
+	case VMA_HEAP:
+		return CRIU_VMA_AREA_REGULAR | CRIU_VMA_ANON_PRIVATE | CRIU_VMA_AREA_HEAP;
+	case VMA_STACK:
+		return CRIU_VMA_AREA_REGULAR | CRIU_VMA_ANON_PRIVATE | CRIU_VMA_AREA_STACK;
+	case VMA_ANON:
+		return CRIU_VMA_AREA_REGULAR | CRIU_VMA_ANON_PRIVATE;
+	case VMA_FILE_PRIVATE:
+		return CRIU_VMA_AREA_REGULAR | CRIU_VMA_FILE_PRIVATE;
+	case VMA_FILE_SHARED:
+		return CRIU_VMA_AREA_REGULAR | CRIU_VMA_FILE_SHARED;
+	case VMA_SHMEM:
+		return CRIU_VMA_AREA_REGULAR | CRIU_VMA_ANON_SHARED |
+		       (!strncmp(v->path, "/memfd:", 7) ? CRIU_VMA_AREA_MEMFD : 0);
+	default:
+		if (!strcmp(v->path, "[vdso]"))
+			return CRIU_VMA_AREA_REGULAR | CRIU_VMA_AREA_VDSO;
+		if (!strncmp(v->path, "[vvar", 5))
+			return CRIU_VMA_AREA_REGULAR | CRIU_VMA_AREA_VVAR;
+		if (!strcmp(v->path, "[vsyscall]"))
+			return CRIU_VMA_AREA_VSYSCALL;
+		return CRIU_VMA_AREA_REGULAR;
+	}
+}
+
+int meta_write_mm(int dirfd, const struct proc_stat *st, const struct vma_list *l)
+{
+	MmEntry mm = MM_ENTRY__INIT;
+	VmaEntry *vmas = xcalloc(l->n, sizeof(*vmas));
+	VmaEntry **ptrs = xcalloc(l->n, sizeof(*ptrs));
+	char name[64], path[64], *auxv;
+	size_t auxv_len = 0;
+	int err;
+
+	mm.mm_start_code = st->start_code;
+	mm.mm_end_code = st->end_code;
+	mm.mm_start_data = st->start_data;
+	mm.mm_end_data = st->end_data;
+	mm.mm_start_stack = st->start_stack;
+	mm.mm_start_brk = st->start_brk;
+	mm.mm_brk = st->start_brk;
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].kind == VMA_HEAP)
+			mm.mm_brk = l->v[i].end;
+	mm.mm_arg_start = st->arg_start;
+	mm.mm_arg_end = st->arg_end;
+	mm.mm_env_start = st->env_start;
+	mm.mm_env_end = st->env_end;
+	mm.exe_file_id = 0;
+	snprintf(path, sizeof(path), "/proc/%d/auxv", st->pid);
+	auxv = read_file(path, &auxv_len);
+	if (auxv) {
+		mm.n_mm_saved_auxv = auxv_len / sizeof(uint64_t);
+		mm.mm_saved_auxv = (uint64_t *)auxv;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		const struct vma *v = &l->v[i];
+		VmaEntry *e = &vmas[i];
+
+		vma_entry__init(e);
+		e->start = v->start;
+		e->end = v->end;
+		e->pgoff = v->pgoff;
+		e->shmid = v->kind == VMA_SHMEM ? v->inode : 0;
+		e->prot = v->prot;
+		e->flags = (v->shared ? MAP_SHARED : MAP_PRIVATE) |
+			   (v->kind == VMA_ANON || v->kind == VMA_HEAP || v->kind == VMA_STACK ||
+					    (v->kind == VMA_SHMEM && !v->inode) ? MAP_ANONYMOUS : 0) |
+			   (v->kind == VMA_STACK ? MAP_GROWSDOWN : 0);
+		e->status = vma_status(v);
+		e->fd = -1;
+		ptrs[i] = e;
+	}
+	mm.n_vmas = l->n;
+	mm.vmas = ptrs;
+	snprintf(name, sizeof(name), "mm-%d.img", st->pid);
+	err = write_single(dirfd, name, IMG_MM_MAGIC, &mm.base);
+	free(auxv);
+	free(vmas);
+	free(ptrs);
+	return err;
+}
+
+static uint64_t sig_blocked(pid_t pid, pid_t tid)
+{
+	char path[64], *buf, *p;
+	uint64_t v = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+	buf = read_file(path, NULL);
+	if (buf && (p = strstr(buf, "SigBlk:")))
+		v = strtoull(p + 7, NULL, 16);
+	free(buf);
+	return v;
+}
+
+int meta_write_core(int dirfd, pid_t pid, const struct proc_stat *st, const struct thread_regs *t)
+{
+	CoreEntry core = CORE_ENTRY__INIT;
+	TaskCoreEntry tc = TASK_CORE_ENTRY__INIT;
+	ThreadInfoX86 ti = THREAD_INFO_X86__INIT;
+	UserX86RegsEntry gp = USER_X86_REGS_ENTRY__INIT;
+	UserX86FpregsEntry fp = USER_X86_FPREGS_ENTRY__INIT;
+	char name[64], comm[32];
+	const struct user_regs_struct *r = &t->regs;
+	const struct user_fpregs_struct *f = &t->fpregs;
+	struct proc_stat ts;
+	char *pers;
+
+	core.mtype = CORE_ENTRY__MARCH__X86_64;
+	tc.task_state = 1;	/* alive */
+	pers = read_file(((void)snprintf(name, sizeof(name), "/proc/%d/personality", pid), name),
+			 NULL);
+	tc.personality = pers ? (uint32_t)strtoul(pers, NULL, 16) : 0;
+	free(pers);
+	tc.blk_sigset = sig_blocked(pid, t->tid);
+	snprintf(comm, sizeof(comm), "%s",
+		 proc_task_stat_read(pid, t->tid, &ts) == 0 ? ts.comm : st->comm);
+	tc.comm = comm;
+	core.tc = &tc;
+	if (t->valid) {
+		gp.r15 = r->r15; gp.r14 = r->r14; gp.r13 = r->r13; gp.r12 = r->r12;
+		gp.bp = r->rbp; gp.bx = r->rbx; gp.r11 = r->r11; gp.r10 = r->r10;
+		gp.r9 = r->r9; gp.r8 = r->r8; gp.ax = r->rax; gp.cx = r->rcx;
+		gp.dx = r->rdx; gp.si = r->rsi; gp.di = r->rdi; gp.orig_ax = r->orig_rax;
+		gp.ip = r->rip; gp.cs = r->cs; gp.flags = r->eflags; gp.sp = r->rsp;
+		gp.ss = r->ss; gp.fs_base = r->fs_base; gp.gs_base = r->gs_base;
+		gp.ds = r->ds; gp.es = r->es; gp.fs = r->fs; gp.gs = r->gs;
+		gp.has_mode = true;
+		gp.mode = USER_X86_REGS_MODE__NATIVE;
+		fp.cwd = f->cwd; fp.swd = f->swd; fp.twd = f->ftw; fp.fop = f->fop;
+		fp.rip = f->rip; fp.rdp = f->rdp; fp.mxcsr = f->mxcsr;
+		fp.mxcsr_mask = f->mxcr_mask;
+		fp.n_st_space = 32;
+		fp.st_space = (uint32_t *)f->st_space;
+		fp.n_xmm_space = 64;
+		fp.xmm_space = (uint32_t *)f->xmm_space;
+		fp.n_padding = 24;
+		fp.padding = (uint32_t *)f->padding;
+		ti.gpregs = &gp;
+		ti.fpregs = &fp;
+		core.thread_info = &ti;
+	}
+	snprintf(name, sizeof(name), "core-%d.img", t->tid);
+	return write_single(dirfd, name, IMG_CORE_MAGIC, &core.base);
+}
+
+int meta_write_stats(int dirfd, const struct dump_stats *s)
+{
+	StatsEntry e = STATS_ENTRY__INIT;
+	DumpStatsEntry d = DUMP_STATS_ENTRY__INIT;
+
+	d.freezing_time = (uint32_t)s->freezing_us;
+	d.frozen_time = (uint32_t)s->frozen_us;
+	d.memdump_time = (uint32_t)s->memdump_us;
+	d.memwrite_time = (uint32_t)s->memwrite_us;
+	d.pages_scanned = s->pages_scanned;
+	d.pages_skipped_parent = s->pages_skipped_parent;
+	d.pages_written = s->pages_written;
+	e.dump = &d;
+	return write_single(dirfd, "stats-dump", IMG_STATS_MAGIC, &e.base);
+}
+
+int meta_copy_file(int from_dirfd, int to_dirfd, const char *name)
+{
+	struct img_out o;
+	size_t len;
+	char *data = read_file_at(from_dirfd, name, &len);
+	int err;
+
+	if (!data)
+		return dt_err_sys(0, "reading %s", name);
+	if (img_create(&o, to_dirfd, name, 0)) {
+		free(data);
+		return -1;
+	}
+	err = img_put_raw(&o, data, len);
+	free(data);
+	if (err) {
+		img_discard(&o);
+		return -1;
+	}
+	return img_close(&o);
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The images around the pages: inventory (with dirtytrack's session
+ * identity in fields crit does not know), pstree, mm, core, stats.
+ */
+#ifndef DT_META_H
+#define DT_META_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "tracker/proc.h"
+
+#define DUMP_ID_LEN 32
+
+/* Who was dumped, in which tracking session, after which collection. */
+struct dump_identity {
+	pid_t pid;
+	unsigned long long start_time;
+	uint64_t uffd_ino;
+	uint64_t generation;		/* the session's collections after this dump's */
+	uint32_t iteration;		/* 1 for a full dump, parent's + 1 after */
+	char id[DUMP_ID_LEN + 1];
+	char parent_id[DUMP_ID_LEN + 1];
+	bool full, frozen;
+	char scan[16];
+	uint64_t dump_unix;
+};
+
+struct dump_stats {
+	uint64_t freezing_us, frozen_us, memdump_us, memwrite_us;
+	uint64_t pages_scanned, pages_skipped_parent, pages_written;
+};
+
+struct thread_regs {
+	pid_t tid;
+	bool valid;
+	struct user_regs_struct regs;
+	struct user_fpregs_struct fpregs;
+};
+
+struct dump;
+
+void dump_identity_new_id(char id[DUMP_ID_LEN + 1]);
+int meta_write_inventory(int dirfd, const struct dump_identity *id);
+int meta_read_identity(const struct dump *d, struct dump_identity *id);
+int meta_write_pstree(int dirfd, const struct proc_stat *st, const pid_t *tids, int n);
+int meta_write_mm(int dirfd, const struct proc_stat *st, const struct vma_list *vmas);
+int meta_write_core(int dirfd, pid_t pid, const struct proc_stat *st, const struct thread_regs *t);
+int meta_write_stats(int dirfd, const struct dump_stats *s);
+/* Copy an image file unchanged (flatten keeps pstree, mm, core). */
+int meta_copy_file(int from_dirfd, int to_dirfd, const char *name);
+
+#endif

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Where a dump's pages go.  The dump code hands a sink the pagemap entries
+ * and then the bytes of the PE_PRESENT pages, in address order, and never
+ * knows whether they land in an image directory, a stream or a peer.
+ */
+#ifndef DT_SINK_H
+#define DT_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "image/imgfile.h"
+#include "pagemap/rangeset.h"
+
+struct page_sink;
+
+struct page_sink_ops {
+	int (*entry)(struct page_sink *s, uint64_t vaddr, uint64_t nr_pages, uint32_t flags);
+	int (*pages)(struct page_sink *s, const void *data, size_t len);
+	int (*finish)(struct page_sink *s);
+	void (*abort)(struct page_sink *s);
+};
+
+struct page_sink {
+	const struct page_sink_ops *ops;
+	uint64_t pages_written;
+};
+
+/* pagemap-PID.img and pages-1.img in an image directory */
+struct dir_sink {
+	struct page_sink base;
+	struct img_out pagemap, pages;
+};
+
+int dir_sink_open(struct dir_sink *s, int dirfd, pid_t pid);
+
+/* Write the entries of a dump: present and parent are disjoint sets. */
+int sink_put_entries(struct page_sink *s, const struct range_set *present,
+		     const struct range_set *parent);
+/* mem_put_fn-shaped adapter: hands bytes to s->ops->pages. */
+int sink_put_pages(void *sink, const void *data, size_t len);
+
+#endif

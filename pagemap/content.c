@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/err.h"
+#include "lib/uapi.h"
+#include "lib/util.h"
+#include "pagemap/content.h"
+
+#define SWP_TYPE_BITS 5
+
+bool vma_dumps_content(const struct vma *v)
+{
+	switch (v->kind) {
+	case VMA_ANON:
+	case VMA_HEAP:
+	case VMA_STACK:
+	case VMA_FILE_PRIVATE:
+	case VMA_SHMEM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Swap devices in use: with none, a "swapped" entry can only be a marker. */
+static int active_swap_devices(void)
+{
+	char *buf = read_file("/proc/swaps", NULL);
+	int lines = 0;
+
+	if (!buf)
+		return 1;	/* cannot tell: assume swap */
+	for (char *p = buf; *p; p++)
+		if (*p == '\n')
+			lines++;
+	free(buf);
+	return lines > 0 ? lines - 1 : 0;
+}
+
+struct collect {
+	const struct vma *v;
+	struct range_set *present, *swapped;
+};
+
+static int on_region(void *ctx, uint64_t start, uint64_t end, uint64_t cat)
+{
+	struct collect *c = ctx;
+	struct range_set *to;
+
+	if (cat & PAGE_IS_PRESENT) {
+		/* a private file mapping's own content is its anonymous pages */
+		if (c->v->kind == VMA_FILE_PRIVATE && (cat & PAGE_IS_FILE))
+			return 0;
+		to = c->present;
+	} else {
+		to = c->swapped;
+	}
+	if (range_set_add(to, start, end))
+		die_oom();
+	return 0;
+}
+
+/*
+ * Swapped-looking entries: real swap entries carry a swap type below the
+ * number of devices and a non-zero offset; uffd-wp markers do not.  When
+ * the frame is hidden (no CAP_SYS_ADMIN) we cannot tell: keep the page.
+ */
+static int keep_real_swap(struct pm_scanner *s, const struct range_set *swapped,
+			  struct range_set *out)
+{
+	int ndev = active_swap_devices();
+	uint64_t e;
+
+	if (ndev == 0)
+		return 0;
+	range_set_for_each(r, swapped) {
+		for (uint64_t a = r->start; a < r->end; a += PAGE_SIZE) {
+			uint64_t frame, type;
+
+			if (pread(s->fd, &e, sizeof(e), (off_t)(a / PAGE_SIZE * 8)) != sizeof(e))
+				return pm_scan_error(s->pid, errno ? errno : ESRCH);
+			frame = e & ((1ULL << 55) - 1);
+			type = frame & ((1ULL << SWP_TYPE_BITS) - 1);
+			if (!(e & PM_ENTRY_SWAPPED))
+				continue;
+			if (frame == 0 || (type < (uint64_t)ndev && (frame >> SWP_TYPE_BITS) != 0))
+				if (range_set_add(out, a, a + PAGE_SIZE))
+					die_oom();
+		}
+	}
+	return 0;
+}
+
+/* shmem pages the target never mapped still have content: ask the file */
+static void shmem_file_extents(pid_t pid, const struct vma *v, struct range_set *out)
+{
+	char path[96];
+	off_t pos, first = (off_t)v->pgoff, last = (off_t)(v->pgoff + (v->end - v->start));
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", pid,
+		 (unsigned long long)v->start, (unsigned long long)v->end);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;	/* needs CAP_SYS_ADMIN: mapped pages only, then */
+	for (pos = first; pos < last;) {
+		off_t data = lseek(fd, pos, SEEK_DATA), hole;
+
+		if (data < 0 || data >= last)
+			break;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > last)
+			hole = last;
+		if (range_set_add(out, v->start + (uint64_t)(data - first) / PAGE_SIZE * PAGE_SIZE,
+				  v->start + ((uint64_t)(hole - first) + PAGE_SIZE - 1) / PAGE_SIZE *
+						     PAGE_SIZE))
+			die_oom();
+		pos = hole;
+	}
+	close(fd);
+}
+
+int content_of_vma(struct pm_scanner *s, const struct vma *v, struct range_set *out)
+{
+	struct range_set present = RANGE_SET_INIT, swapped = RANGE_SET_INIT;
+	struct collect c = { v, &present, &swapped };
+	struct pm_query q = {
+		.anyof = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.ret = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE,
+	};
+	int err;
+
+	if (!vma_dumps_content(v))
+		return 0;
+	err = pm_scan(s, v->start, v->end, &q, on_region, &c);
+	if (!err)
+		err = keep_real_swap(s, &swapped, &present);
+	if (!err && v->kind == VMA_SHMEM)
+		shmem_file_extents(s->pid, v, &present);
+	if (!err && range_set_union(out, &present))
+		die_oom();
+	range_set_free(&present);
+	range_set_free(&swapped);
+	return err;
+}

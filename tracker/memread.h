@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/* Copying the target's pages out, in large reads into one reused buffer. */
+#ifndef DT_MEMREAD_H
+#define DT_MEMREAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pagemap/rangeset.h"
+
+#define MEMREAD_BUF (8u << 20)
+
+typedef int (*mem_put_fn)(void *ctx, const void *data, size_t len);
+
+struct mem_reader {
+	pid_t pid;
+	int fd;			/* /proc/PID/mem: reads PROT_NONE pages too */
+	unsigned char *buf;
+	uint64_t vanished;	/* pages unmapped under us: written as zero */
+};
+
+int mem_reader_open(struct mem_reader *m, pid_t pid);
+void mem_reader_close(struct mem_reader *m);
+/* Hand the bytes of every range, in order, to put. */
+int mem_copy(struct mem_reader *m, const struct range_set *ranges, mem_put_fn put, void *ctx);
+
+#endif
