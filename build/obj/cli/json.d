@@ -1,2 +1,0 @@
-build/obj/cli/json.o: cli/json.c cli/json.h
-cli/json.h:

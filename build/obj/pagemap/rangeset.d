@@ -1,2 +1,0 @@
-build/obj/pagemap/rangeset.o: pagemap/rangeset.c pagemap/rangeset.h
-pagemap/rangeset.h:

@@ -1,1 +1,0 @@
-build/unit/test_rangeset: pagemap/rangeset.h
