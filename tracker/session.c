@@ -83,6 +83,8 @@ int session_load(pid_t pid, struct session *s)
 		if (sscanf(line, "skip %llx %llx %d", &a, &b, &e) == 3 &&
 		    s->nskips < SESSION_MAX_SKIPS)
 			s->skips[s->nskips++] = (struct session_skip){ a, b, e };
+		else if (sscanf(line, "cow %llx %llx", &a, &b) == 2 && range_set_add(&s->cow, a, b))
+			die_oom();
 	}
 	free(buf);
 	return s->pid == pid ? 1 : 0;
@@ -118,6 +120,9 @@ int session_save(const struct session *s)
 	for (int i = 0; i < s->nskips; i++)
 		fprintf(f, "skip %llx %llx %d\n", (unsigned long long)s->skips[i].start,
 			(unsigned long long)s->skips[i].end, s->skips[i].err);
+	range_set_for_each(r, &s->cow)
+		fprintf(f, "cow %llx %llx\n", (unsigned long long)r->start,
+			(unsigned long long)r->end);
 	if (fflush(f) || ferror(f) || fsync(fd)) {
 		dt_err_sys(0, "writing %s", tmp);
 		fclose(f);
@@ -131,6 +136,11 @@ int session_save(const struct session *s)
 		return -1;
 	}
 	return 0;
+}
+
+void session_free(struct session *s)
+{
+	range_set_free(&s->cow);
 }
 
 void session_remove(pid_t pid)

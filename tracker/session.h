@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "pagemap/rangeset.h"
 #include "tracker/proc.h"
 
 #define SESSION_MAX_SKIPS 256
@@ -31,6 +32,12 @@ struct session {
 	uint64_t started_unix;
 	int nskips;
 	struct session_skip skips[SESSION_MAX_SKIPS];
+	/*
+	 * Private copies in private file mappings at the last collection:
+	 * MADV_DONTNEED drops one back to the file's content without any
+	 * write the kernel reports, so a copy that disappears counts as written.
+	 */
+	struct range_set cow;
 };
 
 uint64_t session_mm_id(const struct proc_stat *st);
@@ -38,6 +45,7 @@ uint64_t session_mm_id(const struct proc_stat *st);
 int session_load(pid_t pid, struct session *s);
 int session_save(const struct session *s);
 void session_remove(pid_t pid);
+void session_free(struct session *s);
 const char *session_dir(void);
 
 #endif

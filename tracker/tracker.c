@@ -11,6 +11,7 @@
 #include "lib/err.h"
 #include "lib/uapi.h"
 #include "lib/util.h"
+#include "pagemap/content.h"
 #include "tracker/inject.h"
 #include "tracker/seize.h"
 #include "tracker/tracker.h"
@@ -36,6 +37,7 @@ void tracker_close(struct tracker *t)
 	t->track = NULL;
 	range_set_free(&t->tracked);
 	range_set_free(&t->fresh);
+	session_free(&t->sess);
 }
 
 static const char *register_reason(int err)
@@ -175,6 +177,38 @@ static int explain_gone(struct tracker *t)
 	return -1;
 }
 
+/* Private copies that went back to file content since the last collection. */
+static int dropped_copies(struct tracker *t, bool consume, struct range_set *dirty)
+{
+	struct range_set now = RANGE_SET_INIT, mine = RANGE_SET_INIT, files = RANGE_SET_INIT,
+			 gone = RANGE_SET_INIT;
+	int err = 0;
+
+	for (size_t i = 0; i < t->vmas.n && !err; i++) {
+		const struct vma *v = &t->vmas.v[i];
+
+		if (v->kind != VMA_FILE_PRIVATE || t->track[i].state == VMA_SKIPPED)
+			continue;
+		set_add(&files, v->start, v->end);
+		err = content_of_vma(&t->scan, v, &now);
+	}
+	if (!err) {
+		if (range_set_intersect(&mine, &t->sess.cow, &files) ||
+		    range_set_subtract(&gone, &mine, &now) || range_set_union(dirty, &gone))
+			die_oom();
+		if (consume) {
+			range_set_free(&t->sess.cow);
+			t->sess.cow = now;
+			now = (struct range_set)RANGE_SET_INIT;
+		}
+	}
+	range_set_free(&now);
+	range_set_free(&mine);
+	range_set_free(&files);
+	range_set_free(&gone);
+	return err;
+}
+
 int tracker_collect(struct tracker *t, bool consume, struct range_set *dirty)
 {
 	uint64_t t0 = now_ns();
@@ -186,6 +220,8 @@ int tracker_collect(struct tracker *t, bool consume, struct range_set *dirty)
 		err = tracker_inspect(t);
 	if (!err)
 		err = dirty_collect(&t->reader, &t->tracked, consume, dirty);
+	if (!err)
+		err = dropped_copies(t, consume, dirty);
 	/* not registered yet: every page of a new mapping counts as written */
 	for (size_t i = 0; !err && !consume && i < t->vmas.n; i++)
 		if (t->track[i].state == VMA_NEW)
@@ -217,7 +253,10 @@ static int explain_untracked(pid_t pid, const struct proc_stat *st)
 {
 	struct session s;
 
-	if (session_load(pid, &s) <= 0)
+	int r = session_load(pid, &s);
+
+	session_free(&s);
+	if (r <= 0)
 		return dt_err(DT_EXIT_ERROR, "process %d is not tracked (run 'dirtytrack start %d')",
 			      pid, pid);
 	/* the session file stays: tracking reads as lost until start or stop */
@@ -254,6 +293,7 @@ int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t)
 	if (session_load(pid, &t->sess) <= 0 || t->sess.start_time != t->stat.start_time ||
 	    t->sess.uffd_ino != u.ino) {
 		/* tracked, but by someone whose state we lack: adopt it */
+		session_free(&t->sess);
 		memset(&t->sess, 0, sizeof(t->sess));
 		t->sess.pid = pid;
 		t->sess.start_time = t->stat.start_time;
@@ -314,6 +354,7 @@ int tracker_start(pid_t pid, enum dirty_backend b, struct tracker *t, bool *alre
 	}
 	if (create_uffd(t, &u))
 		return -1;
+	session_free(&t->sess);
 	memset(&t->sess, 0, sizeof(t->sess));
 	t->sess.pid = pid;
 	t->sess.start_time = t->stat.start_time;
