@@ -201,7 +201,7 @@ int meta_write_mm(int dirfd, const struct proc_stat *st, const struct vma_list *
 	mm.mm_env_start = st->env_start;
 	mm.mm_env_end = st->env_end;
 	mm.exe_file_id = 0;
-	snprintf(path, sizeof(path), "/proc/%d/auxv", st->pid);
+	proc_path(st->pid, "auxv", path, sizeof(path));
 	auxv = read_file(path, &auxv_len);
 	if (auxv) {
 		mm.n_mm_saved_auxv = auxv_len / sizeof(uint64_t);

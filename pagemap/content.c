@@ -99,12 +99,13 @@ static int keep_real_swap(struct pm_scanner *s, const struct range_set *swapped,
 /* shmem pages the target never mapped still have content: ask the file */
 static void shmem_file_extents(pid_t pid, const struct vma *v, struct range_set *out)
 {
-	char path[96];
+	char path[128], name[64];
 	off_t pos, first = (off_t)v->pgoff, last = (off_t)(v->pgoff + (v->end - v->start));
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", pid,
-		 (unsigned long long)v->start, (unsigned long long)v->end);
+	snprintf(name, sizeof(name), "map_files/%llx-%llx", (unsigned long long)v->start,
+		 (unsigned long long)v->end);
+	proc_path(pid, name, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;	/* needs CAP_SYS_ADMIN: mapped pages only, then */

@@ -9,6 +9,7 @@
 
 #include "lib/err.h"
 #include "lib/util.h"
+#include "tracker/proc.h"
 #include "pagemap/scan.h"
 
 #define SCAN_VEC_LEN 4096
@@ -19,7 +20,7 @@ int pm_scanner_open(struct pm_scanner *s, pid_t pid)
 
 	memset(s, 0, sizeof(*s));
 	s->pid = pid;
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	proc_path(pid, "pagemap", path, sizeof(path));
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0) {
 		if (errno == ENOENT)

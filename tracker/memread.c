@@ -9,6 +9,7 @@
 
 #include "lib/err.h"
 #include "lib/util.h"
+#include "tracker/proc.h"
 #include "tracker/memread.h"
 
 int mem_reader_open(struct mem_reader *m, pid_t pid)
@@ -17,7 +18,7 @@ int mem_reader_open(struct mem_reader *m, pid_t pid)
 
 	memset(m, 0, sizeof(*m));
 	m->pid = pid;
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	proc_path(pid, "mem", path, sizeof(path));
 	m->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (m->fd < 0)
 		return dt_err_sys(errno == ENOENT ? DT_EXIT_GONE : 0, "%s", path);

@@ -81,6 +81,59 @@ int proc_task_stat_read(pid_t pid, pid_t tid, struct proc_stat *st)
 	return r;
 }
 
+/* A live thread of a process whose main thread is a zombie; 0 if none. */
+static pid_t live_thread(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	pid_t found = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	while (d && !found && (de = readdir(d))) {
+		struct proc_stat t;
+		int tid;
+
+		if (parse_int(de->d_name, &tid) && tid != pid &&
+		    proc_task_stat_read(pid, tid, &t) == 0 && t.state != 'Z' && t.state != 'X')
+			found = tid;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static bool leader_is_zombie(pid_t pid)
+{
+	char path[64], *buf, *p;
+	bool z = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	buf = read_file(path, NULL);
+	if (buf && (p = strrchr(buf, ')')) && p[1] && p[2])
+		z = p[2] == 'Z';
+	free(buf);
+	return z;
+}
+
+pid_t proc_live_tid(pid_t pid)
+{
+	pid_t tid = leader_is_zombie(pid) ? live_thread(pid) : 0;
+
+	return tid ? tid : pid;
+}
+
+void proc_path(pid_t pid, const char *file, char *buf, size_t len)
+{
+	pid_t tid = proc_live_tid(pid);
+
+	if (tid != pid)
+		snprintf(buf, len, "/proc/%d/task/%d/%s", pid, tid, file);
+	else
+		snprintf(buf, len, "/proc/%d/%s", pid, file);
+}
+
 int proc_stat_read(pid_t pid, struct proc_stat *st)
 {
 	char path[64];
@@ -94,8 +147,25 @@ int proc_stat_read(pid_t pid, struct proc_stat *st)
 		return dt_err(DT_EXIT_GONE, "process %d: no such process", pid);
 	if (r < 0)
 		return -1;
-	if (st->state == 'Z' || st->state == 'X')
-		return dt_err(DT_EXIT_GONE, "process %d is a zombie (it has exited)", pid);
+	if (st->state == 'Z' || st->state == 'X') {
+		/* the main thread may have exited while others run on */
+		pid_t tid = live_thread(pid);
+		struct proc_stat t;
+
+		if (!tid || proc_task_stat_read(pid, tid, &t))
+			return dt_err(DT_EXIT_GONE, "process %d is a zombie (it has exited)", pid);
+		st->state = t.state;
+		st->start_code = t.start_code;
+		st->end_code = t.end_code;
+		st->start_stack = t.start_stack;
+		st->start_data = t.start_data;
+		st->end_data = t.end_data;
+		st->start_brk = t.start_brk;
+		st->arg_start = t.arg_start;
+		st->arg_end = t.arg_end;
+		st->env_start = t.env_start;
+		st->env_end = t.env_end;
+	}
 	return 0;
 }
 
@@ -191,7 +261,7 @@ int vma_list_read(pid_t pid, struct vma_list *l)
 	size_t cap = 64;
 
 	memset(l, 0, sizeof(*l));
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	proc_path(pid, "maps", path, sizeof(path));
 	l->text = read_file(path, NULL);
 	if (!l->text) {
 		if (errno == ENOENT || errno == ESRCH)

@@ -24,6 +24,14 @@ int proc_stat_read(pid_t pid, struct proc_stat *st);
 /* Same for one thread; does not refuse zombies. */
 int proc_task_stat_read(pid_t pid, pid_t tid, struct proc_stat *st);
 
+/*
+ * "/proc/PID/file", or "/proc/PID/task/TID/file" of a live thread when the
+ * main thread has exited (its mm and fd table are gone from /proc/PID).
+ */
+void proc_path(pid_t pid, const char *file, char *buf, size_t len);
+/* pid itself, or a live thread when the main thread has exited. */
+pid_t proc_live_tid(pid_t pid);
+
 /* Thread ids of pid, ascending; returns the count or -1. */
 int proc_tasks(pid_t pid, pid_t **tids);
 

@@ -138,6 +138,7 @@ static int tracer_of(pid_t pid)
 	return tracer;
 }
 
+/* 1 seized, 0 nothing to seize (zombie or gone), -1 error */
 static int seize_one(struct seized *s, pid_t tid)
 {
 	struct proc_stat st;
@@ -163,11 +164,12 @@ static int seize_one(struct seized *s, pid_t tid)
 	s->tids[s->n++] = tid;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) && errno != ESRCH)
 		return dt_err_sys(0, "PTRACE_INTERRUPT thread %d", tid);
-	return 0;
+	return 1;
 }
 
 int seize_all(pid_t pid, struct seized *s)
 {
+	uint64_t deadline = now_ns() + STOP_DEADLINE_NS;
 	struct proc_stat st;
 	bool grew = true;
 
@@ -187,15 +189,24 @@ int seize_all(pid_t pid, struct seized *s)
 		if (n < 0)
 			goto fail;
 		for (int i = 0; i < n; i++) {
+			int r;
+
 			if (has_tid(s, tids[i]))
 				continue;
-			if (seize_one(s, tids[i])) {
+			r = seize_one(s, tids[i]);
+			if (r < 0) {
 				free(tids);
 				goto fail;
 			}
-			grew = true;
+			if (r > 0)
+				grew = true;
 		}
 		free(tids);
+		if (now_ns() > deadline) {
+			dt_err(DT_EXIT_ERROR, "process %d keeps creating threads: cannot stop them all",
+			       pid);
+			goto fail;
+		}
 		/* all listed threads must be stopped before the list is final */
 		for (int i = first_new; i < s->n; i++) {
 			int r = wait_event_stop(s, s->tids[i]);

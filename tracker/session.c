@@ -39,6 +39,9 @@ static void session_path(pid_t pid, char *buf, size_t len)
 
 uint64_t session_mm_id(const struct proc_stat *st)
 {
+	/* an exiting process has shed its mm: no layout to compare */
+	if (!st->start_code && !st->start_stack && !st->arg_start)
+		return 0;
 	/* FNV-1a over the layout exec rebuilds (new stack, args, code) */
 	uint64_t v[] = { st->start_code, st->end_code, st->start_stack, st->arg_start,
 			 st->env_start, st->start_brk };

@@ -171,6 +171,8 @@ static int explain_gone(struct tracker *t)
 	if (st.start_time != t->stat.start_time)
 		return dt_err(DT_EXIT_GONE, "process %d exited (the pid now belongs to another process)",
 			      t->pid);
+	if (session_mm_id(&st) == 0)
+		return dt_err(DT_EXIT_GONE, "process %d exited", t->pid);
 	if (session_mm_id(&st) != t->sess.mm_id)
 		return dt_err(DT_EXIT_GONE, "process %d exec'd a new program: tracking ended with "
 			      "its old address space", t->pid);
@@ -263,6 +265,8 @@ static int explain_untracked(pid_t pid, const struct proc_stat *st)
 	if (s.start_time != st->start_time)
 		return dt_err(DT_EXIT_GONE, "process %d is not tracked: the tracked process exited "
 			      "and its pid was reused", pid);
+	if (session_mm_id(st) == 0)
+		return dt_err(DT_EXIT_GONE, "process %d exited", pid);
 	if (s.mm_id != session_mm_id(st))
 		return dt_err(DT_EXIT_GONE, "process %d exec'd a new program: tracking ended with "
 			      "its old address space", pid);
@@ -419,7 +423,7 @@ static int read_vmflags(pid_t pid, struct vma_list *l, char (*flags)[96])
 	char path[64], *buf, *p;
 	const struct vma *cur = NULL;
 
-	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	proc_path(pid, "smaps", path, sizeof(path));
 	buf = read_file(path, NULL);
 	if (!buf)
 		return dt_err_sys(0, "%s", path);

@@ -13,6 +13,7 @@
 #include "lib/err.h"
 #include "lib/uapi.h"
 #include "lib/util.h"
+#include "tracker/proc.h"
 #include "tracker/uffd.h"
 
 #define UFFD_LINK "anon_inode:[userfaultfd]"
@@ -24,7 +25,10 @@ static int fdinfo_features(pid_t pid, int fd, uint64_t *features)
 	char path[64], *buf, *api;
 	unsigned long long v, f;
 
-	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
+	char name[32];
+
+	snprintf(name, sizeof(name), "fdinfo/%d", fd);
+	proc_path(pid, name, path, sizeof(path));
 	buf = read_file(path, NULL);
 	if (!buf)
 		return -1;
@@ -45,7 +49,7 @@ int uffd_find(pid_t pid, struct uffd_in_target *u)
 	int found = 0, dfd;
 	DIR *d;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	proc_path(pid, "fd", path, sizeof(path));
 	d = opendir(path);
 	if (!d) {
 		if (errno == EACCES || errno == EPERM)
@@ -105,7 +109,8 @@ static int syscall_error(struct injector *in, const char *what, long ret)
 		return dt_err_sys(DT_EXIT_PERM, "process %d may not call %s (seccomp filter, LSM "
 				  "or sysctl)", in->s->pid, what);
 	if (ret == -ENOSYS)
-		return dt_err_sys(DT_EXIT_UNSUPPORTED, "%s in process %d", what, in->s->pid);
+		return dt_err(DT_EXIT_UNSUPPORTED, "this kernel lacks %s (or a seccomp filter of "
+			      "process %d hides it)", what, in->s->pid);
 	return dt_err_sys(0, "%s in process %d", what, in->s->pid);
 }
 
@@ -114,7 +119,7 @@ int uffd_create_in_target(struct injector *in, int *target_fd)
 	long fd, high, r;
 
 	if (dt_simulate_missing("userfaultfd"))
-		return syscall_error(in, "userfaultfd()", -ENOSYS);
+		return dt_err(DT_EXIT_UNSUPPORTED, "this kernel lacks the userfaultfd() system call");
 	if (inject_syscall(in, __NR_userfaultfd, &fd, 1,
 			   (long)(O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY)))
 		return -1;
@@ -145,9 +150,15 @@ int uffd_close_in_target(struct injector *in, int target_fd)
 	return 0;
 }
 
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL	/* 6.9: a pidfd for one thread */
+#endif
+
 int uffd_grab(pid_t pid, int target_fd, int *fd)
 {
-	int pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
+	/* the main thread may have exited: its fd table went with it */
+	pid_t tid = proc_live_tid(pid);
+	int pidfd = (int)syscall(__NR_pidfd_open, tid, tid == pid ? 0 : PIDFD_THREAD);
 
 	if (pidfd < 0) {
 		if (errno == ESRCH)

@@ -25,12 +25,24 @@ PRE_DELAY = 0.6         # seconds into the blocking call before start/stop runs
 
 # -- looking at the target from outside -------------------------------------
 
+def fd_dir(pid):
+    """/proc/PID/fd, or a live thread's when the main thread has exited
+    (the fd table is gone from the zombie main thread's entry)."""
+    if proc_state(pid) != 'Z':
+        return f'/proc/{pid}/fd'
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        if proc_state(pid, tid) != 'Z':
+            return f'/proc/{pid}/task/{tid}/fd'
+    return f'/proc/{pid}/fd'
+
+
 def fd_table(pid):
     """{fd: link target} of every open fd of pid."""
     table = {}
-    for name in os.listdir(f'/proc/{pid}/fd'):
+    d = fd_dir(pid)
+    for name in os.listdir(d):
         try:
-            table[int(name)] = os.readlink(f'/proc/{pid}/fd/{name}')
+            table[int(name)] = os.readlink(f'{d}/{name}')
         except FileNotFoundError:
             pass
     return table
