@@ -3,6 +3,7 @@
 #define DT_ARGS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "pagemap/dirty.h"
@@ -14,7 +15,13 @@ enum {
 	ARG_COUNT = 1 << 3,
 	ARG_VERBOSE = 1 << 4,
 	ARG_PAGES = 1 << 5,
+	ARG_PRECOPY = 1 << 12,	/* -D --max-iters --until-* --link-mbps --then */
 	ARG_DUMP = 1 << 6,	/* -D --parent --freeze --leave-stopped --full-if-needed */
+	ARG_DIR = 1 << 7,	/* a DIR argument (a dump directory), into .dir */
+	ARG_OUTPUT = 1 << 8,	/* -o OUT, required */
+	ARG_LIVE_PID = 1 << 9,	/* --pid PID: a live process to compare with */
+	ARG_BYTES = 1 << 20,	/* --bytes: count changed bytes */
+	ARG_DIR_PAIR = 1 << 21,	/* two DIR arguments A B, into .dir and .dir_b */
 };
 
 enum { ARGS_OK = 0, ARGS_HELP = 1, ARGS_FAIL = -1 };
@@ -29,6 +36,15 @@ struct args {
 	const char *dir;	/* -D */
 	const char *parent;
 	bool freeze, leave_stopped, full_if_needed;
+	int max_iters;
+	uint64_t until_pages;	/* 0: not given */
+	double until_ratio;	/* 0: not given */
+	double link_mbps;	/* 0: no link model */
+	const char *then;	/* leave-stopped, kill, resume */
+	const char *out;	/* -o */
+	pid_t live_pid;		/* --pid, 0 when absent */
+	bool bytes;		/* --bytes */
+	const char *dir_b;	/* the second DIR of ARG_DIR_PAIR */
 };
 
 /* Reports its own errors; ARGS_FAIL means "exit with DT_EXIT_ERROR". */

@@ -39,5 +39,12 @@ int cmd_stop(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
+int cmd_precopy(int argc, char **argv);
+struct dump_report;
+void print_dump_report(const struct dump_report *r);
+int cmd_show(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_flatten(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 
 #endif

@@ -1,342 +1,76 @@
 // SPDX-License-Identifier: MIT
-/*
- * dump: the pipeline target -> tracker (collect) -> dirty ranges -> content
- * and plan -> page reader -> sink -> image files.  A full dump stores every
- * page with content; an incremental one stores the pages written since its
- * parent and points at the parent for the rest, only where the parent
- * really holds them.
- */
-#include <errno.h>
+/* dump: one full or incremental dump (the pipeline lives in cli/dump.c). */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ptrace.h>
-#include <time.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
-#include "image/chain.h"
-#include "image/dumpdir.h"
-#include "image/meta.h"
-#include "image/sink.h"
+#include "cli/dump.h"
 #include "lib/util.h"
-#include "pagemap/content.h"
-#include "tracker/memread.h"
-#include "tracker/seize.h"
-#include "tracker/tracker.h"
 
-struct dump_job {
-	struct args a;
-	struct tracker t;
-	struct dump_chain parent;	/* empty for a full dump */
-	struct dump_identity parent_id;
-	struct dump_identity id;
-	struct dump_dir dir;
-	struct seized frozen;
-	bool is_frozen;
-	struct thread_regs *regs;
-	int nregs;
-	struct range_set dirty, content, shmem, present, in_parent;
-	struct dump_stats stats;
-	const char *note;		/* why a full dump was taken */
-	uint64_t vanished;
-};
-
-static void set_free_all(struct dump_job *j)
-{
-	range_set_free(&j->dirty);
-	range_set_free(&j->content);
-	range_set_free(&j->shmem);
-	range_set_free(&j->present);
-	range_set_free(&j->in_parent);
-}
-
-/*
- * The parent must be the last dump of this very tracking session, with no
- * collection since: only then is "not written since" the same as "as in
- * the parent".
- */
-static const char *parent_mismatch(const struct dump_job *j)
-{
-	const struct dump_identity *p = &j->parent_id;
-	const struct session *s = &j->t.sess;
-
-	if (p->pid != j->t.pid)
-		return "it is a dump of another process";
-	if (p->start_time != j->t.stat.start_time)
-		return "it is a dump of an earlier process with the same pid";
-	if (p->uffd_ino != s->uffd_ino)
-		return "it was taken in another tracking session (tracking was restarted since)";
-	if (p->generation != s->generation)
-		return "it is not the latest collection of this session (another dump or a watch "
-		       "consumed the written pages since)";
-	return NULL;
-}
-
-static int open_parent(struct dump_job *j)
-{
-	const char *why;
-
-	if (chain_open(&j->parent, j->a.parent) || meta_read_identity(&j->parent.d[0], &j->parent_id))
-		return -1;
-	why = parent_mismatch(j);
-	if (!why)
-		return 0;
-	if (!j->a.full_if_needed)
-		return dt_err(DT_EXIT_ERROR, "cannot dump incrementally on %s: %s (use "
-			      "--full-if-needed to take a full dump instead)", j->a.parent, why);
-	j->note = why;
-	chain_close(&j->parent);
-	return 0;
-}
-
-static int open_tracking(struct dump_job *j)
-{
-	bool already;
-
-	if (!j->a.parent)
-		return tracker_start(j->a.pid, j->a.backend, &j->t, &already);
-	if (tracker_open(j->a.pid, j->a.backend, &j->t)) {
-		if (!j->t.untracked || !j->a.full_if_needed)
-			return -1;
-		j->note = "the process was not tracked";
-		return tracker_start(j->a.pid, j->a.backend, &j->t, &already);
-	}
-	return open_parent(j);
-}
-
-static int freeze(struct dump_job *j)
-{
-	uint64_t t0 = now_ns();
-
-	if (seize_all(j->a.pid, &j->frozen))
-		return -1;
-	j->is_frozen = true;
-	j->stats.freezing_us = (now_ns() - t0) / 1000;
-	j->regs = xcalloc(j->frozen.n, sizeof(*j->regs));
-	j->nregs = j->frozen.n;
-	for (int i = 0; i < j->frozen.n; i++) {
-		struct thread_regs *r = &j->regs[i];
-
-		r->tid = j->frozen.tids[i];
-		r->valid = ptrace(PTRACE_GETREGS, r->tid, 0, &r->regs) == 0 &&
-			   ptrace(PTRACE_GETFPREGS, r->tid, 0, &r->fpregs) == 0;
-	}
-	return 0;
-}
-
-static void thaw(struct dump_job *j, uint64_t frozen_at)
-{
-	if (!j->is_frozen)
-		return;
-	seize_release(&j->frozen, j->a.leave_stopped);
-	j->is_frozen = false;
-	j->stats.frozen_us = (now_ns() - frozen_at) / 1000;
-}
-
-/* What to store: content, split into present and in-parent. */
-static int plan(struct dump_job *j)
-{
-	struct range_set maybe_parent = RANGE_SET_INIT, tmp = RANGE_SET_INIT, cover = RANGE_SET_INIT;
-
-	for (size_t i = 0; i < j->t.vmas.n; i++) {
-		const struct vma *v = &j->t.vmas.v[i];
-
-		if (content_of_vma(&j->t.scan, v, &j->content))
-			return -1;
-		/* shared memory can change without our page tables: store it */
-		if (v->kind == VMA_SHMEM && range_set_add(&j->shmem, v->start, v->end))
-			die_oom();
-	}
-	j->stats.pages_scanned = range_set_pages(&j->content);
-	if (!j->parent.n) {
-		if (range_set_copy(&j->present, &j->content))
-			die_oom();
-		return 0;
-	}
-	dump_covered(&j->parent.d[0], &cover);
-	if (range_set_subtract(&tmp, &j->content, &j->dirty) ||
-	    range_set_subtract(&maybe_parent, &tmp, &j->shmem) ||
-	    range_set_intersect(&j->in_parent, &maybe_parent, &cover) ||
-	    range_set_subtract(&j->present, &j->content, &j->in_parent))
-		die_oom();
-	range_set_free(&maybe_parent);
-	range_set_free(&tmp);
-	range_set_free(&cover);
-	j->stats.pages_skipped_parent = range_set_pages(&j->in_parent);
-	return 0;
-}
-
-static int write_pages(struct dump_job *j)
-{
-	struct dir_sink sink;
-	struct mem_reader mem;
-	uint64_t t0 = now_ns();
-	int err;
-
-	if (dir_sink_open(&sink, j->dir.fd, j->a.pid))
-		return -1;
-	if (mem_reader_open(&mem, j->a.pid)) {
-		sink.base.ops->abort(&sink.base);
-		return -1;
-	}
-	err = sink_put_entries(&sink.base, &j->present, &j->in_parent);
-	if (!err)
-		err = mem_copy(&mem, &j->present, sink_put_pages, &sink.base);
-	j->vanished = mem.vanished;
-	mem_reader_close(&mem);
-	if (err) {
-		sink.base.ops->abort(&sink.base);
-		return -1;
-	}
-	j->stats.memdump_us = (now_ns() - t0) / 1000;
-	t0 = now_ns();
-	err = sink.base.ops->finish(&sink.base);
-	j->stats.memwrite_us = (now_ns() - t0) / 1000;
-	j->stats.pages_written = sink.base.pages_written;
-	return err;
-}
-
-static int write_meta(struct dump_job *j)
-{
-	pid_t *tids = NULL;
-	int n, err = 0;
-
-	if (j->regs) {
-		n = j->nregs;
-		tids = xcalloc(n, sizeof(*tids));
-		for (int i = 0; i < n; i++)
-			tids[i] = j->regs[i].tid;
-	} else {
-		n = proc_tasks(j->a.pid, &tids);
-		if (n < 0)
-			return -1;
-	}
-	err = meta_write_inventory(j->dir.fd, &j->id) ||
-	      meta_write_pstree(j->dir.fd, &j->t.stat, tids, n) ||
-	      meta_write_mm(j->dir.fd, &j->t.stat, &j->t.vmas) ||
-	      meta_write_stats(j->dir.fd, &j->stats);
-	for (int i = 0; i < n && !err; i++) {
-		struct thread_regs none = { .tid = tids[i] };
-
-		err = meta_write_core(j->dir.fd, j->a.pid, &j->t.stat, j->regs ? &j->regs[i] : &none);
-	}
-	free(tids);
-	if (!err && j->parent.n)
-		err = dump_dir_link_parent(&j->dir, j->parent.d[0].path);
-	return err ? -1 : 0;
-}
-
-static void fill_identity(struct dump_job *j)
-{
-	struct dump_identity *id = &j->id;
-
-	id->pid = j->a.pid;
-	id->start_time = j->t.stat.start_time;
-	id->uffd_ino = j->t.sess.uffd_ino;
-	id->generation = j->t.sess.generation;
-	id->full = !j->parent.n;
-	id->iteration = j->parent.n ? j->parent_id.iteration + 1 : 1;
-	if (j->parent.n)
-		snprintf(id->parent_id, sizeof(id->parent_id), "%s", j->parent_id.id);
-	dump_identity_new_id(id->id);
-	id->frozen = j->a.freeze || j->a.leave_stopped;
-	snprintf(id->scan, sizeof(id->scan), "%s", dirty_backend_name(j->a.backend));
-	id->dump_unix = (uint64_t)time(NULL);
-}
-
-static void print_result(const struct dump_job *j, uint64_t total_ns)
+void print_dump_report(const struct dump_report *r)
 {
 	char size[32];
-	uint64_t bytes = j->stats.pages_written * PAGE_SIZE;
+	uint64_t bytes = r->pages_written * PAGE_SIZE;
 
 	human_size(bytes, size, sizeof(size));
 	if (json_output) {
 		json_object_begin(&jw, NULL);
-		json_str(&jw, "dir", j->dir.final);
-		json_i64(&jw, "pid", j->a.pid);
-		json_str(&jw, "id", j->id.id);
-		json_bool(&jw, "full", j->id.full);
-		json_u64(&jw, "iteration", j->id.iteration);
-		if (j->parent.n)
-			json_str(&jw, "parent", j->parent.d[0].path);
+		json_str(&jw, "dir", r->dir);
+		json_i64(&jw, "pid", r->id.pid);
+		json_str(&jw, "id", r->id.id);
+		json_bool(&jw, "full", r->id.full);
+		json_u64(&jw, "iteration", r->id.iteration);
+		if (r->parent[0])
+			json_str(&jw, "parent", r->parent);
 		else
 			json_null(&jw, "parent");
-		if (j->note)
-			json_str(&jw, "full_because", j->note);
-		json_u64(&jw, "pages_dirty", range_set_pages(&j->dirty));
-		json_u64(&jw, "pages_scanned", j->stats.pages_scanned);
-		json_u64(&jw, "pages_present", range_set_pages(&j->present));
-		json_u64(&jw, "pages_parent", range_set_pages(&j->in_parent));
-		json_u64(&jw, "pages_written", j->stats.pages_written);
+		if (r->full_because)
+			json_str(&jw, "full_because", r->full_because);
+		json_u64(&jw, "pages_dirty", r->pages_dirty);
+		json_u64(&jw, "pages_scanned", r->pages_scanned);
+		json_u64(&jw, "pages_present", r->pages_present);
+		json_u64(&jw, "pages_parent", r->pages_parent);
+		json_u64(&jw, "pages_written", r->pages_written);
 		json_u64(&jw, "bytes_written", bytes);
-		json_u64(&jw, "pages_vanished", j->vanished);
-		json_bool(&jw, "frozen", j->id.frozen);
-		json_bool(&jw, "left_stopped", j->a.leave_stopped);
-		json_double(&jw, "freeze_ms", j->stats.frozen_us / 1e3);
-		json_double(&jw, "collect_ms", j->t.collect_ns / 1e6);
-		json_double(&jw, "dump_ms", total_ns / 1e6);
+		json_u64(&jw, "pages_vanished", r->pages_vanished);
+		json_bool(&jw, "frozen", r->id.frozen);
+		json_bool(&jw, "left_stopped", r->left_stopped);
+		json_double(&jw, "freeze_ms", r->freeze_us / 1e3);
+		json_double(&jw, "collect_ms", r->collect_ns / 1e6);
+		json_double(&jw, "dump_ms", r->total_ns / 1e6);
 		json_object_end(&jw);
 		return;
 	}
-	if (j->note)
-		printf("taking a full dump: %s\n", j->note);
-	printf("%s: %s dump %u of process %d: %llu pages written (%s), %llu in parent; "
-	       "%.1f ms", j->dir.final, j->id.full ? "full" : "incremental", j->id.iteration,
-	       j->a.pid, (unsigned long long)j->stats.pages_written, size,
-	       (unsigned long long)range_set_pages(&j->in_parent), total_ns / 1e6);
-	if (j->id.frozen)
-		printf(", frozen %.1f ms%s", j->stats.frozen_us / 1e3,
-		       j->a.leave_stopped ? " (left stopped)" : "");
+	if (r->full_because)
+		printf("taking a full dump: %s\n", r->full_because);
+	printf("%s: %s dump %u of process %d: %llu pages written (%s), %llu in parent; %.1f ms",
+	       r->dir, r->id.full ? "full" : "incremental", r->id.iteration, r->id.pid,
+	       (unsigned long long)r->pages_written, size, (unsigned long long)r->pages_parent,
+	       r->total_ns / 1e6);
+	if (r->id.frozen)
+		printf(", frozen %.1f ms%s", r->freeze_us / 1e3,
+		       r->left_stopped ? " (left stopped)" : "");
 	printf("\n");
 }
 
 int cmd_dump(int argc, char **argv)
 {
-	struct dump_job j = { 0 };
-	uint64_t t0 = now_ns(), frozen_at = 0;
-	int r = parse_args(argc, argv, ARG_PID | ARG_SCAN | ARG_DUMP, &j.a);
+	struct dump_request rq = { 0 };
+	struct dump_report rep;
+	struct args a;
+	int r = parse_args(argc, argv, ARG_PID | ARG_SCAN | ARG_DUMP, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
-	j.dir.fd = -1;
-	if (open_tracking(&j))
-		goto fail_early;
-	if (dump_dir_begin(&j.dir, j.a.dir))
-		goto fail_early;
-	if (j.a.freeze || j.a.leave_stopped) {
-		frozen_at = now_ns();
-		if (freeze(&j))
-			goto fail;
-	}
-	if (tracker_collect(&j.t, true, &j.dirty) || plan(&j) || write_pages(&j))
-		goto fail;
-	thaw(&j, frozen_at);
-	fill_identity(&j);
-	if (write_meta(&j) || dump_dir_commit(&j.dir))
-		goto fail;
-	print_result(&j, now_ns() - t0);
-	set_free_all(&j);
-	chain_close(&j.parent);
-	tracker_close(&j.t);
-	free(j.regs);
+	rq.pid = a.pid;
+	rq.dir = a.dir;
+	rq.parent = a.parent;
+	rq.freeze = a.freeze;
+	rq.leave_stopped = a.leave_stopped;
+	rq.full_if_needed = a.full_if_needed;
+	rq.backend = a.backend;
+	if (dump_run(&rq, &rep))
+		return report_error();
+	print_dump_report(&rep);
 	return DT_EXIT_OK;
-fail:
-	/* the target goes on as it was (frozen dumps: as asked); no dump is left */
-	{
-		char msg[1024];
-		enum dt_exit kind = dt_err_kind();
-
-		snprintf(msg, sizeof(msg), "%s", dt_err_msg());
-		j.a.leave_stopped = false;
-		thaw(&j, frozen_at);
-		dump_dir_abort(&j.dir);
-		dt_err(kind, "%s", msg);
-	}
-fail_early:
-	set_free_all(&j);
-	chain_close(&j.parent);
-	tracker_close(&j.t);
-	free(j.regs);
-	return report_error();
 }

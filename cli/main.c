@@ -37,6 +37,20 @@ static const struct cmd commands[] = {
 	  "PID -D DIR [--parent PARENT_DIR] [--full-if-needed] [--freeze | --leave-stopped] "
 	  "[--scan ioctl|pagemap] [-j]",
 	  "write a full or incremental CRIU-compatible dump of PID's memory" },
+	{ "precopy", cmd_precopy,
+	  "PID -D BASE [--max-iters N] [--until-pages P | --until-ratio R] [--interval MS] "
+	  "[--link-mbps M] [--then leave-stopped|kill|resume] [--scan ioctl|pagemap] [-j]",
+	  "pre-copy loop: BASE/1 (full), BASE/2, ... while the dirty set shrinks, then a frozen "
+	  "BASE/final" },
+	{ "show", cmd_show, "DIR [-j]",
+	  "a dump at a glance: process, parent chain, mappings, pages present and in parent" },
+	{ "verify", cmd_verify, "DIR [--pid PID] [-j]",
+	  "check a dump's parent chain is whole; with --pid, compare it with stopped PID's memory" },
+	{ "flatten", cmd_flatten, "DIR -o OUT [-j]",
+	  "merge a dump and its parents into one standalone full dump in OUT" },
+	{ "diff", cmd_diff, "A B [--pages] [--bytes] [-j]",
+	  "compare the memory two dumps describe: pages only in A, only in B, changed; exit 1 "
+	  "if they differ" },
 };
 
 static void print_usage(FILE *f)

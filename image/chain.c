@@ -69,6 +69,7 @@ static int read_pagemap(struct dump *d)
 	}
 	head = (PagemapHead *)m;
 	snprintf(name, sizeof(name), "pages-%u.img", head->pages_id);
+	d->pages_id = head->pages_id;
 	pagemap_head__free_unpacked(head, NULL);
 	d->ents = xmalloc(cap * sizeof(*d->ents));
 	while ((r = img_get_msg(&in, &pagemap_entry__descriptor, &m)) == 0) {
@@ -168,7 +169,7 @@ static int dump_open(struct dump *d, const char *dir)
 	d->has_parent = fstatat(d->dirfd, "parent", &st, AT_SYMLINK_NOFOLLOW) == 0;
 	return 0;
 fail:
-	dt_err_prefix("dump %s: ", dir);
+	dt_err_prefix("dump %s: ", d->path[0] ? d->path : dir);
 	dump_free(d);
 	return -1;
 }
@@ -241,6 +242,18 @@ static int check_parent_cover(const struct dump *d, const struct dump *parent)
 	return err;
 }
 
+/* The parent link must lead to the very dump the child was taken after. */
+static int check_parent_identity(const struct dump *d, const struct dump *parent)
+{
+	const char *want = d->inv->dt_parent_id, *have = parent->inv->dt_dump_id;
+
+	if (want && (!have || strcmp(want, have)))
+		return dt_err(DT_EXIT_ERROR, "dump %s: its parent link leads to %s, which is not "
+			      "the dump it was taken after (id %s, found %s)", d->path, parent->path,
+			      want, have ? have : "none");
+	return 0;
+}
+
 int chain_open(struct dump_chain *c, const char *dir)
 {
 	char next[PATH_MAX + 16];
@@ -264,7 +277,8 @@ int chain_open(struct dump_chain *c, const char *dir)
 				       c->d[0].path, d->path);
 				goto fail;
 			}
-		if (c->n > 1 && check_parent_cover(&c->d[c->n - 2], d))
+		if (c->n > 1 && (check_parent_identity(&c->d[c->n - 2], d) ||
+				 check_parent_cover(&c->d[c->n - 2], d)))
 			goto fail;
 		if (!d->has_parent) {
 			if (d->pages_parent) {

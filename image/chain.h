@@ -12,9 +12,7 @@
 
 #include "pagemap/rangeset.h"
 
-#define PE_PARENT	(1U << 0)
-#define PE_LAZY		(1U << 1)
-#define PE_PRESENT	(1U << 2)
+#include "image/criu.h"
 
 #define CHAIN_MAX_DEPTH 4096
 
@@ -40,6 +38,7 @@ struct dump {
 	uint64_t pages_present, pages_parent;
 	const unsigned char *pages;	/* the pages file, mapped */
 	uint64_t pages_size;
+	uint32_t pages_id;		/* the pages file is pages-<pages_id>.img */
 	bool has_parent;
 };
 
@@ -50,7 +49,6 @@ struct dump_chain {
 
 /* Opens dir and all its parents; fails on anything not whole. */
 int chain_open(struct dump_chain *c, const char *dir);
-/* Only one dump, no parent checks (what a new dump needs of its parent). */
 void chain_close(struct dump_chain *c);
 
 /* The 4096 bytes of addr as dump d..n-1 describe them; NULL for zero. */

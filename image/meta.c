@@ -14,6 +14,7 @@
 #include "core.pb-c.h"
 #include "image/chain.h"
 #include "image/imgfile.h"
+#include "image/criu.h"
 #include "image/meta.h"
 #include "inventory.pb-c.h"
 #include "lib/err.h"
@@ -22,18 +23,6 @@
 #include "pstree.pb-c.h"
 #include "stats.pb-c.h"
 
-/* CRIU's VMA status bits */
-#define CRIU_VMA_AREA_REGULAR	(1U << 0)
-#define CRIU_VMA_AREA_STACK		(1U << 1)
-#define CRIU_VMA_AREA_VSYSCALL	(1U << 2)
-#define CRIU_VMA_AREA_VDSO		(1U << 3)
-#define CRIU_VMA_AREA_HEAP		(1U << 5)
-#define CRIU_VMA_FILE_PRIVATE	(1U << 6)
-#define CRIU_VMA_FILE_SHARED		(1U << 7)
-#define CRIU_VMA_ANON_SHARED		(1U << 8)
-#define CRIU_VMA_ANON_PRIVATE	(1U << 9)
-#define CRIU_VMA_AREA_VVAR		(1U << 12)
-#define CRIU_VMA_AREA_MEMFD		(1U << 14)
 
 static int write_single(int dirfd, const char *name, uint32_t magic, const ProtobufCMessage *m)
 {
@@ -154,27 +143,39 @@ static uint32_t vma_status(const struct vma *v)
 {
 	switch (v->kind) {
 	case VMA_HEAP:
-		return CRIU_VMA_AREA_REGULAR | CRIU_VMA_ANON_PRIVATE | CRIU_VMA_AREA_HEAP;
+		return CRIU_VMA_REGULAR | CRIU_VMA_ANON_PRIVATE | CRIU_VMA_HEAP;
 	case VMA_STACK:
-		return CRIU_VMA_AREA_REGULAR | CRIU_VMA_ANON_PRIVATE | CRIU_VMA_AREA_STACK;
+		return CRIU_VMA_REGULAR | CRIU_VMA_ANON_PRIVATE | CRIU_VMA_STACK;
 	case VMA_ANON:
-		return CRIU_VMA_AREA_REGULAR | CRIU_VMA_ANON_PRIVATE;
+		return CRIU_VMA_REGULAR | CRIU_VMA_ANON_PRIVATE;
 	case VMA_FILE_PRIVATE:
-		return CRIU_VMA_AREA_REGULAR | CRIU_VMA_FILE_PRIVATE;
+		return CRIU_VMA_REGULAR | CRIU_VMA_FILE_PRIVATE;
 	case VMA_FILE_SHARED:
-		return CRIU_VMA_AREA_REGULAR | CRIU_VMA_FILE_SHARED;
+		return CRIU_VMA_REGULAR | CRIU_VMA_FILE_SHARED;
 	case VMA_SHMEM:
-		return CRIU_VMA_AREA_REGULAR | CRIU_VMA_ANON_SHARED |
-		       (!strncmp(v->path, "/memfd:", 7) ? CRIU_VMA_AREA_MEMFD : 0);
+		if (!strncmp(v->path, "/memfd:", 7))
+			return CRIU_VMA_REGULAR | CRIU_VMA_FILE_SHARED | CRIU_VMA_MEMFD;
+		if (!strncmp(v->path, "/SYSV", 5))
+			return CRIU_VMA_REGULAR | CRIU_VMA_ANON_SHARED | CRIU_VMA_SYSVIPC;
+		return CRIU_VMA_REGULAR | CRIU_VMA_ANON_SHARED;
 	default:
 		if (!strcmp(v->path, "[vdso]"))
-			return CRIU_VMA_AREA_REGULAR | CRIU_VMA_AREA_VDSO;
+			return CRIU_VMA_REGULAR | CRIU_VMA_VDSO;
 		if (!strncmp(v->path, "[vvar", 5))
-			return CRIU_VMA_AREA_REGULAR | CRIU_VMA_AREA_VVAR;
+			return CRIU_VMA_REGULAR | CRIU_VMA_VVAR;
 		if (!strcmp(v->path, "[vsyscall]"))
-			return CRIU_VMA_AREA_VSYSCALL;
-		return CRIU_VMA_AREA_REGULAR;
+			return CRIU_VMA_VSYSCALL;
+		return CRIU_VMA_REGULAR;
 	}
+}
+
+/* Anonymous in CRIU's sense: no file behind it (shared anon has shmem's). */
+static bool is_anonymous(const struct vma *v)
+{
+	if (v->kind == VMA_ANON || v->kind == VMA_HEAP || v->kind == VMA_STACK)
+		return true;
+	return v->kind == VMA_SHMEM && (!strncmp(v->path, "/dev/zero", 9) ||
+					!strncmp(v->path, "[anon_shmem:", 12) || !*v->path);
 }
 
 int meta_write_mm(int dirfd, const struct proc_stat *st, const struct vma_list *l)
@@ -218,8 +219,7 @@ int meta_write_mm(int dirfd, const struct proc_stat *st, const struct vma_list *
 		e->shmid = v->kind == VMA_SHMEM ? v->inode : 0;
 		e->prot = v->prot;
 		e->flags = (v->shared ? MAP_SHARED : MAP_PRIVATE) |
-			   (v->kind == VMA_ANON || v->kind == VMA_HEAP || v->kind == VMA_STACK ||
-					    (v->kind == VMA_SHMEM && !v->inode) ? MAP_ANONYMOUS : 0) |
+			   (is_anonymous(v) ? MAP_ANONYMOUS : 0) |
 			   (v->kind == VMA_STACK ? MAP_GROWSDOWN : 0);
 		e->status = vma_status(v);
 		e->fd = -1;

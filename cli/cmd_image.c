@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: MIT
+/* show, verify, flatten: looking at dumps, checking them, merging a chain. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "image/chain.h"
+#include "image/flatten.h"
+#include "image/verify.h"
+#include "lib/util.h"
+
+#define TEXT_MISMATCH_MAX 100
+
+static void prot_string(uint32_t prot, char out[4])
+{
+	out[0] = prot & PROT_READ ? 'r' : '-';
+	out[1] = prot & PROT_WRITE ? 'w' : '-';
+	out[2] = prot & PROT_EXEC ? 'x' : '-';
+	out[3] = '\0';
+}
+
+static void time_string(uint64_t unix_s, char *buf, size_t len)
+{
+	time_t t = (time_t)unix_s;
+	struct tm tm;
+
+	if (!unix_s || !gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(buf, len, "unknown");
+}
+
+/* Open DIR's chain, or report why it is not whole. */
+static int open_chain(const char *dir, struct dump_chain *c)
+{
+	return chain_open(c, dir) ? report_error() : 0;
+}
+
+static void json_chain(const struct dump_chain *c, const struct dump_summary *sums)
+{
+	json_array_begin(&jw, "chain");
+	for (int i = 0; i < c->n; i++) {
+		json_object_begin(&jw, NULL);
+		json_str(&jw, "dir", c->d[i].path);
+		if (sums[i].has_identity) {
+			json_str(&jw, "id", sums[i].id.id);
+			json_u64(&jw, "iteration", sums[i].id.iteration);
+			json_bool(&jw, "full", sums[i].id.full);
+		} else {
+			json_null(&jw, "id");
+			json_null(&jw, "iteration");
+			json_bool(&jw, "full", !c->d[i].has_parent);
+		}
+		json_u64(&jw, "pages_present", c->d[i].pages_present);
+		json_u64(&jw, "pages_parent", c->d[i].pages_parent);
+		json_object_end(&jw);
+	}
+	json_array_end(&jw);
+}
+
+static void show_json(const struct dump_chain *c, const struct dump_summary *sums)
+{
+	const struct dump *d = &c->d[0];
+	const struct dump_summary *s = &sums[0];
+	char prot[4];
+
+	json_object_begin(&jw, NULL);
+	json_str(&jw, "dir", d->path);
+	json_u64(&jw, "pid", d->pid);
+	if (s->comm[0])
+		json_str(&jw, "comm", s->comm);
+	else
+		json_null(&jw, "comm");
+	if (s->has_identity) {
+		json_str(&jw, "id", s->id.id);
+		json_u64(&jw, "iteration", s->id.iteration);
+		json_bool(&jw, "full", s->id.full);
+		json_bool(&jw, "frozen", s->id.frozen);
+		json_u64(&jw, "dump_unix", s->id.dump_unix);
+		if (s->id.parent_id[0])
+			json_str(&jw, "parent_id", s->id.parent_id);
+		else
+			json_null(&jw, "parent_id");
+		json_str(&jw, "scan", s->id.scan);
+	} else {
+		json_null(&jw, "id");
+		json_null(&jw, "iteration");
+		json_bool(&jw, "full", !d->has_parent);
+		json_null(&jw, "frozen");
+		json_null(&jw, "dump_unix");
+	}
+	json_chain(c, sums);
+	json_array_begin(&jw, "vmas");
+	for (size_t i = 0; i < s->nvmas; i++) {
+		const struct vma_pages *v = &s->vmas[i];
+
+		prot_string(v->prot, prot);
+		json_object_begin(&jw, NULL);
+		json_hex(&jw, "start", v->start);
+		json_hex(&jw, "end", v->end);
+		json_u64(&jw, "bytes", v->end - v->start);
+		json_u64(&jw, "status", v->status);
+		json_str(&jw, "kind", vma_status_name(v->status));
+		json_str(&jw, "prot", prot);
+		json_u64(&jw, "flags", v->flags);
+		json_u64(&jw, "pages_present", v->pages_present);
+		json_u64(&jw, "pages_parent", v->pages_parent);
+		json_object_end(&jw);
+	}
+	json_array_end(&jw);
+	json_u64(&jw, "pages_present", d->pages_present);
+	json_u64(&jw, "pages_parent", d->pages_parent);
+	json_u64(&jw, "pages_total", d->pages_present + d->pages_parent);
+	json_u64(&jw, "pages_outside_vmas", s->pages_outside);
+	json_u64(&jw, "pages_bytes", d->pages_size);
+	json_object_end(&jw);
+}
+
+static void show_text(const struct dump_chain *c, const struct dump_summary *sums)
+{
+	const struct dump *d = &c->d[0];
+	const struct dump_summary *s = &sums[0];
+	char when[64], size[32], prot[4];
+
+	printf("dump %s\n", d->path);
+	printf("  process    %u (%s)\n", d->pid, s->comm[0] ? s->comm : "comm unknown");
+	if (s->has_identity) {
+		time_string(s->id.dump_unix, when, sizeof(when));
+		printf("  dumped     %s\n", when);
+		printf("  id         %s\n", s->id.id);
+		printf("  kind       %s, iteration %u, %s%s%s\n",
+		       s->id.full ? "full" : "incremental", s->id.iteration,
+		       s->id.frozen ? "frozen" : "not frozen",
+		       s->id.scan[0] ? ", scan " : "", s->id.scan);
+	} else {
+		printf("  kind       %s (not written by dirtytrack: no session identity)\n",
+		       d->has_parent ? "incremental" : "full");
+	}
+	printf("chain: %d dump%s, newest first\n", c->n, c->n == 1 ? "" : "s");
+	for (int i = 0; i < c->n; i++) {
+		printf("  %s\n", c->d[i].path);
+		if (sums[i].has_identity)
+			printf("      id %s, iteration %u, %s, ", sums[i].id.id, sums[i].id.iteration,
+			       sums[i].id.full ? "full" : "incremental");
+		else
+			printf("      ");
+		printf("%llu pages present, %llu in parent\n",
+		       (unsigned long long)c->d[i].pages_present,
+		       (unsigned long long)c->d[i].pages_parent);
+	}
+	printf("mappings: %zu\n", s->nvmas);
+	printf("  %-12s %-12s %10s  %-12s %-4s %8s %9s\n", "start", "end", "size", "kind", "prot",
+	       "present", "in parent");
+	for (size_t i = 0; i < s->nvmas; i++) {
+		const struct vma_pages *v = &s->vmas[i];
+
+		human_size(v->end - v->start, size, sizeof(size));
+		prot_string(v->prot, prot);
+		printf("  %012llx-%012llx %10s  %-12s %-4s %8llu %9llu\n",
+		       (unsigned long long)v->start, (unsigned long long)v->end, size,
+		       vma_status_name(v->status), prot, (unsigned long long)v->pages_present,
+		       (unsigned long long)v->pages_parent);
+	}
+	human_size(d->pages_size, size, sizeof(size));
+	printf("total: %llu pages present, %llu in parent, %llu described; pages file %s "
+	       "(%llu bytes)\n", (unsigned long long)d->pages_present,
+	       (unsigned long long)d->pages_parent,
+	       (unsigned long long)(d->pages_present + d->pages_parent), size,
+	       (unsigned long long)d->pages_size);
+	if (s->pages_outside)
+		printf("note: %llu described pages lie outside every mapping of the mm image\n",
+		       (unsigned long long)s->pages_outside);
+}
+
+int cmd_show(int argc, char **argv)
+{
+	struct dump_summary *sums;
+	struct dump_chain c;
+	struct args a;
+	int r = parse_args(argc, argv, ARG_DIR, &a), n = 0;
+
+	if (r)
+		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	if ((r = open_chain(a.dir, &c)))
+		return r;
+	sums = xcalloc(c.n, sizeof(*sums));
+	for (; n < c.n; n++)
+		if (dump_summarize(&c.d[n], &sums[n]))
+			break;
+	if (n == c.n) {
+		if (json_output)
+			show_json(&c, sums);
+		else
+			show_text(&c, sums);
+		r = DT_EXIT_OK;
+	} else {
+		r = report_error();
+	}
+	while (n-- > 0)
+		dump_summary_free(&sums[n]);
+	free(sums);
+	chain_close(&c);
+	return r;
+}
+
+static void print_mismatches(const struct range_set *m)
+{
+	size_t shown = 0;
+
+	if (json_output) {
+		json_array_begin(&jw, "mismatches");
+		range_set_for_each(x, m) {
+			json_array_begin(&jw, NULL);
+			json_hex(&jw, NULL, x->start);
+			json_hex(&jw, NULL, x->end);
+			json_array_end(&jw);
+		}
+		json_array_end(&jw);
+		return;
+	}
+	range_set_for_each(x, m) {
+		if (shown++ == TEXT_MISMATCH_MAX) {
+			printf("  ... and %zu more ranges (-j lists them all)\n",
+			       m->n - TEXT_MISMATCH_MAX);
+			break;
+		}
+		printf("  differs %012llx-%012llx %llu page%s\n", (unsigned long long)x->start,
+		       (unsigned long long)x->end,
+		       (unsigned long long)((x->end - x->start) / PAGE_SIZE),
+		       x->end - x->start == PAGE_SIZE ? "" : "s");
+	}
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	struct verify_live_result res;
+	struct dump_chain c;
+	struct args a;
+	uint64_t present = 0, parent = 0;
+	bool live, pid_match;
+	int r = parse_args(argc, argv, ARG_DIR | ARG_LIVE_PID, &a);
+
+	if (r)
+		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	if ((r = open_chain(a.dir, &c)))
+		return r;
+	for (int i = 0; i < c.n; i++) {
+		if (dump_check_images(&c.d[i])) {
+			chain_close(&c);
+			return report_error();
+		}
+		present += c.d[i].pages_present;
+		parent += c.d[i].pages_parent;
+	}
+	live = a.live_pid > 0;
+	pid_match = !live || c.d[0].pid == (unsigned int)a.live_pid;
+	if (live && verify_live(&c, a.live_pid, &res)) {
+		chain_close(&c);
+		return report_error();
+	}
+	if (!pid_match && !json_output)
+		fprintf(stderr, "dirtytrack verify: warning: the dump is of process %u, comparing "
+			"with process %d\n", c.d[0].pid, a.live_pid);
+	if (json_output) {
+		json_object_begin(&jw, NULL);
+		json_str(&jw, "dir", c.d[0].path);
+		json_u64(&jw, "pid", c.d[0].pid);
+		json_bool(&jw, "chain_ok", true);
+		json_u64(&jw, "dumps", c.n);
+		json_u64(&jw, "pages_total", c.d[0].pages_present + c.d[0].pages_parent);
+		json_u64(&jw, "pages_stored", present);
+		json_u64(&jw, "pages_parent_refs", parent);
+		if (live) {
+			json_i64(&jw, "live_pid", a.live_pid);
+			json_bool(&jw, "pid_match", pid_match);
+			json_u64(&jw, "pages_compared", res.pages_compared);
+			json_u64(&jw, "pages_live", res.pages_live);
+			json_u64(&jw, "pages_chain", res.pages_chain);
+			json_u64(&jw, "pages_not_compared_file", res.pages_file);
+			json_u64(&jw, "pages_not_compared_unmapped", res.pages_unmapped);
+			json_u64(&jw, "pages_differ", range_set_pages(&res.mismatches));
+			json_bool(&jw, "equal", res.mismatches.n == 0);
+			print_mismatches(&res.mismatches);
+		}
+		json_object_end(&jw);
+	} else {
+		printf("chain OK: %s, %d dump%s, %llu pages described (%llu stored in the chain, "
+		       "%llu in-parent references resolved)\n", c.d[0].path, c.n, c.n == 1 ? "" : "s",
+		       (unsigned long long)(c.d[0].pages_present + c.d[0].pages_parent),
+		       (unsigned long long)present, (unsigned long long)parent);
+		if (live) {
+			printf("process %d: %llu pages compared (%llu with content in the process, "
+			       "%llu held by the chain)\n", a.live_pid,
+			       (unsigned long long)res.pages_compared, (unsigned long long)res.pages_live,
+			       (unsigned long long)res.pages_chain);
+			if (res.pages_file || res.pages_unmapped)
+				printf("  not compared: %llu private file pages the process reads from its "
+				       "file, %llu pages outside its mappings with content\n",
+				       (unsigned long long)res.pages_file,
+				       (unsigned long long)res.pages_unmapped);
+			print_mismatches(&res.mismatches);
+			if (res.mismatches.n)
+				printf("DIFFERENT: %llu pages in %zu ranges differ\n",
+				       (unsigned long long)range_set_pages(&res.mismatches),
+				       res.mismatches.n);
+			else
+				printf("EQUAL: the chain holds process %d's memory\n", a.live_pid);
+		}
+	}
+	r = live && res.mismatches.n ? DT_EXIT_DIFFER : DT_EXIT_OK;
+	if (live)
+		verify_live_result_free(&res);
+	chain_close(&c);
+	return r;
+}
+
+int cmd_flatten(int argc, char **argv)
+{
+	struct flatten_result res;
+	struct dump_chain c;
+	struct args a;
+	char size[32];
+	int r = parse_args(argc, argv, ARG_DIR | ARG_OUTPUT, &a);
+
+	if (r)
+		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	if ((r = open_chain(a.dir, &c)))
+		return r;
+	if (chain_flatten(&c, a.out, &res)) {
+		chain_close(&c);
+		return report_error();
+	}
+	if (json_output) {
+		json_object_begin(&jw, NULL);
+		json_str(&jw, "dir", a.out);
+		json_str(&jw, "from", c.d[0].path);
+		json_u64(&jw, "dumps_merged", c.n);
+		json_u64(&jw, "pages_present", res.pages_written);
+		json_u64(&jw, "pages_bytes", res.bytes);
+		json_i64(&jw, "files_copied", res.files_copied);
+		json_object_end(&jw);
+	} else {
+		human_size(res.bytes, size, sizeof(size));
+		printf("flattened %d dump%s of %s into %s: %llu pages written (%s)\n", c.n,
+		       c.n == 1 ? "" : "s", c.d[0].path, a.out, (unsigned long long)res.pages_written,
+		       size);
+	}
+	chain_close(&c);
+	return DT_EXIT_OK;
+}

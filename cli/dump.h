@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* One dump, as the dump and precopy commands both take it. */
+#ifndef DT_CLI_DUMP_H
+#define DT_CLI_DUMP_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "image/meta.h"
+#include "pagemap/dirty.h"
+
+struct dump_request {
+	pid_t pid;
+	const char *dir;
+	const char *parent;		/* NULL: full dump */
+	bool freeze, leave_stopped, full_if_needed;
+	enum dirty_backend backend;
+};
+
+struct dump_report {
+	char dir[PATH_MAX];
+	char parent[PATH_MAX];		/* "" for a full dump */
+	struct dump_identity id;
+	const char *full_because;	/* static text, or NULL */
+	uint64_t pages_dirty, pages_scanned, pages_present, pages_parent, pages_written;
+	uint64_t pages_vanished;
+	uint64_t freeze_us, collect_ns, total_ns;
+	bool left_stopped;
+};
+
+/* Take one dump: a complete directory, or nothing and a recorded error. */
+int dump_run(const struct dump_request *rq, struct dump_report *rep);
+
+#endif
