@@ -1,37 +1,50 @@
 #!/bin/sh
-# make demo: track a small workload of our own and show what dirtytrack sees.
+# make demo: pre-copy a live workload of our own, look at what changed, and
+# prove that the result holds the process's memory byte for byte.
 set -e
 DT=${1:-build/dirtytrack}
-TARGET=${2:-build/dt-target}
+WORKLOAD=${2:-build/bench/workload}
 dir=$(mktemp -d)
+base="$dir/precopy"
 export DIRTYTRACK_STATE_DIR="$dir/state"
+pid=""
 cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+	if [ -n "$pid" ]; then
+		kill -CONT "$pid" 2>/dev/null || true
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
 	rm -rf "$dir"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-mkfifo "$dir/in" "$dir/out"
-"$TARGET" <"$dir/in" >"$dir/out" 3</dev/null &
+step() {
+	printf '\n\033[1m$ %s\033[0m\n' "$*"
+	"$@"
+}
+
+echo "demo workload: 256 MiB, a hot set of 2% of its pages rewritten every 100 ms,"
+echo "the hot set sliding a little every interval"
+"$WORKLOAD" --size-mib 256 --pattern hot --dirty-pct 2 --interval-ms 100 --warm \
+	>"$dir/out" &
 pid=$!
-exec 3>"$dir/in" 4<"$dir/out"
-say() { echo "$1" >&3; read -r reply <&4; }
-read -r ready <&4
-
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
-
-echo "demo workload: process $pid, 64 MiB of memory, 4 MiB of it rewritten all the time"
-say "map data anon 16384"
-say "fill data 0 16384 1"
-say "spin 1 data 0 1024"
+tries=0
+until grep -q '^ready' "$dir/out" 2>/dev/null; do
+	tries=$((tries + 1))
+	[ "$tries" -lt 300 ] || { echo "demo: the workload did not start" >&2; exit 1; }
+	sleep 0.1
+done
+echo "workload running as process $pid"
 
 step "$DT" check
-step "$DT" start "$pid"
-step "$DT" watch "$pid" --interval 500 --count 4 -v
-say "write data 8000 8"
-step "$DT" status "$pid" --pages
+step "$DT" precopy "$pid" -D "$base" --interval 500 --max-iters 5 --then leave-stopped
+# like diff(1), diff exits 1 when the dumps differ
+step "$DT" diff "$base/2" "$base/3" || true
+step "$DT" show "$base/final"
+step "$DT" verify "$base/final" --pid "$pid"
 step "$DT" stop "$pid"
-say "unspin"
 echo
-echo "The hot 1024 pages (4 MiB) show up every interval; the 8 pages written by"
-echo "hand show up once; the other 15352 pages are never reported."
+echo "The full dump stored all 256 MiB once; each later dump stored only the pages"
+echo "written since, and the final one froze the process for the time shown above."
+echo "verify compared every page of the stopped process with the chain: equal."
