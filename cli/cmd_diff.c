@@ -155,7 +155,8 @@ static void print_page_ranges(const struct diff_result *r)
 			       (unsigned long long)x->start, (unsigned long long)x->end,
 			       (unsigned long long)pages, pages == 1 ? "page" : "pages");
 			if (best == 0 && r->changed_range_bytes)
-				printf(", %llu bytes", (unsigned long long)r->changed_range_bytes[i]);
+				printf(", %llu %s", (unsigned long long)r->changed_range_bytes[i],
+				       r->changed_range_bytes[i] == 1 ? "byte" : "bytes");
 			printf("\n");
 		}
 	}

@@ -100,6 +100,8 @@ int cmd_watch(int argc, char **argv)
 			fprintf(stderr, "dirtytrack watch: tracking process %d until the watch ends\n",
 				a.pid);
 	}
+	/* each collection takes the session lock for its own length only */
+	tracker_unlock(&t);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	if (!json_output)

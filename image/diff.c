@@ -29,6 +29,8 @@ struct differ {
 	const struct dump_chain *a, *b;
 	/* level of the same dump in the other chain, or -1 */
 	int *shared_a, *shared_b;
+	/* A's dump i is B's shared_a[i] as one directory, not a copy of it */
+	bool *one_dir_a;
 	const struct diff_opts *o;
 	struct diff_result *r;
 	size_t range_bytes_cap;
@@ -98,7 +100,11 @@ static const char *dump_id_of(const struct dump *d)
 	return d->inv && d->inv->dt_dump_id && d->inv->dt_dump_id[0] ? d->inv->dt_dump_id : NULL;
 }
 
-/* One dump seen twice: the same directory, or a copy of it (same dump id). */
+/*
+ * One dump seen twice: the same directory, or a copy of it (same dump id).
+ * Only the same directory lets pages go unread: a copy may have been
+ * damaged, and comparing a copy with its original is a use of diff.
+ */
 static bool same_dump(const struct dump *x, const struct dump *y)
 {
 	const char *ix, *iy;
@@ -128,6 +134,7 @@ static void find_shared(struct differ *df)
 			for (; i < a->n && j < b->n && same_dump(&a->d[i], &b->d[j]); i++, j++) {
 				df->shared_a[i] = j;
 				df->shared_b[j] = i;
+				df->one_dir_a[i] = !strcmp(a->d[i].path, b->d[j].path);
 			}
 			return;
 		}
@@ -457,18 +464,18 @@ static int compare_range(struct differ *df, struct diff_vma *row, uint64_t addr,
 	while (addr < end) {
 		struct resolved ra, rb;
 		uint64_t len;
-		bool rewritten;
+		bool one_copy, rewritten;
 
 		resolve(df->a, addr, end, &ra);
 		resolve(df->b, addr, end, &rb);
 		len = ra.len < rb.len ? ra.len : rb.len;
-		if ((ra.level >= 0 && df->shared_a[ra.level] == rb.level && rb.level >= 0) ||
-		    (!ra.p && !rb.p)) {
-			/* the one stored copy both chains hold (or zero on both sides) */
+		/* the one stored copy both chains hold */
+		one_copy = ra.level >= 0 && rb.level >= 0 && df->shared_a[ra.level] == rb.level;
+		if ((one_copy && df->one_dir_a[ra.level]) || (!ra.p && !rb.p)) {
 			count_unchanged(row, len / PAGE_SIZE, false);
 		} else {
-			rewritten = (ra.level >= 0 && df->shared_a[ra.level] < 0) ||
-				    (rb.level >= 0 && df->shared_b[rb.level] < 0);
+			rewritten = !one_copy && ((ra.level >= 0 && df->shared_a[ra.level] < 0) ||
+						  (rb.level >= 0 && df->shared_b[rb.level] < 0));
 			if (compare_run(df, row, addr, &ra, &rb, len, rewritten))
 				return -1;
 		}
@@ -499,6 +506,7 @@ int dump_diff(const struct dump_chain *a, const struct dump_chain *b,
 		return dt_err(DT_EXIT_ERROR, "diff: a dump chain is not open");
 	df.shared_a = xcalloc(a->n, sizeof(int));
 	df.shared_b = xcalloc(b->n, sizeof(int));
+	df.one_dir_a = xcalloc(a->n, sizeof(bool));
 	df.fd_a = xcalloc(a->n, sizeof(int));
 	df.fd_b = xcalloc(b->n, sizeof(int));
 	for (int i = 0; i < a->n; i++)
@@ -547,6 +555,7 @@ int dump_diff(const struct dump_chain *a, const struct dump_chain *b,
 	range_set_free(&pages);
 	free(df.shared_a);
 	free(df.shared_b);
+	free(df.one_dir_a);
 	free(df.fd_a);
 	free(df.fd_b);
 	free(df.buf_a);

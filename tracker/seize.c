@@ -146,11 +146,21 @@ static int seize_one(struct seized *s, pid_t tid)
 	/* a zombie thread never stops: leave it alone */
 	if (proc_task_stat_read(s->pid, tid, &st) == 0 && (st.state == 'Z' || st.state == 'X'))
 		return 0;
-	if (ptrace(PTRACE_SEIZE, tid, 0, 0)) {
+	/* an exiting task refuses attach (EPERM) for a moment before it is a zombie */
+	for (int tries = 0; ptrace(PTRACE_SEIZE, tid, 0, 0); tries++) {
+		if (errno == EPERM && tries < 5 && !tracer_of(s->pid)) {
+			short_sleep();
+			continue;
+		}
 		if (errno == ESRCH)
 			return 0;	/* exited meanwhile */
 		if (errno == EPERM) {
 			int tracer = tracer_of(s->pid);
+
+			/* the kernel refuses to attach to an exiting task, too */
+			if (proc_task_stat_read(s->pid, tid, &st) ||
+			    st.state == 'Z' || st.state == 'X')
+				return 0;
 
 			if (tracer > 0)
 				return dt_err(DT_EXIT_PERM, "cannot ptrace process %d: it is already "

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -93,18 +94,53 @@ int session_load(pid_t pid, struct session *s)
 	return s->pid == pid ? 1 : 0;
 }
 
-int session_save(const struct session *s)
+static int ensure_dir(void)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 16];
 	const char *dir = session_dir();
 	struct stat st;
-	FILE *f;
-	int fd;
 
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return dt_err_sys(0, "creating state directory %s", dir);
 	if (lstat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
 		return dt_err(DT_EXIT_ERROR, "state directory %s is not a directory owned by us", dir);
+	return 0;
+}
+
+int session_lock(pid_t pid)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (ensure_dir())
+		return -1;
+	snprintf(path, sizeof(path), "%s/%d.lock", session_dir(), pid);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return dt_err_sys(0, "opening %s", path);
+	while (flock(fd, LOCK_EX)) {
+		if (errno != EINTR) {
+			dt_err_sys(0, "locking %s", path);
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+void session_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+int session_save(const struct session *s)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 16];
+	FILE *f;
+	int fd;
+
+	if (ensure_dir())
+		return -1;
 	session_path(s->pid, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);

@@ -46,6 +46,13 @@ int session_load(pid_t pid, struct session *s);
 int session_save(const struct session *s);
 void session_remove(pid_t pid);
 void session_free(struct session *s);
+/*
+ * One command at a time changes a session: a collection and the check of
+ * which dump came last must not interleave with another's.  Returns an fd
+ * holding the lock (blocks until free), or -1.
+ */
+int session_lock(pid_t pid);
+void session_unlock(int fd);
 const char *session_dir(void);
 
 #endif

@@ -23,10 +23,39 @@ static void tracker_init(struct tracker *t, pid_t pid)
 	t->pid = pid;
 	t->uffd = -1;
 	t->scan.fd = -1;
+	t->lock_fd = -1;
+}
+
+void tracker_unlock(struct tracker *t)
+{
+	session_unlock(t->lock_fd);
+	t->lock_fd = -1;
+}
+
+/* Take the lock again and pick up what others recorded meanwhile. */
+static int relock(struct tracker *t)
+{
+	struct session s;
+
+	t->lock_fd = session_lock(t->pid);
+	if (t->lock_fd < 0)
+		return -1;
+	if (session_load(t->pid, &s) == 1 && s.uffd_ino == t->sess.uffd_ino &&
+	    s.start_time == t->sess.start_time) {
+		t->sess.generation = s.generation;
+		t->sess.nskips = s.nskips;
+		memcpy(t->sess.skips, s.skips, sizeof(s.skips));
+		range_set_free(&t->sess.cow);
+		t->sess.cow = s.cow;
+		return 0;
+	}
+	session_free(&s);
+	return 0;
 }
 
 void tracker_close(struct tracker *t)
 {
+	tracker_unlock(t);
 	if (t->uffd >= 0)
 		close(t->uffd);
 	t->uffd = -1;
@@ -179,6 +208,8 @@ static int explain_gone(struct tracker *t)
 	return -1;
 }
 
+static int collect_locked(struct tracker *t, bool consume, struct range_set *dirty);
+
 /* Private copies that went back to file content since the last collection. */
 static int dropped_copies(struct tracker *t, bool consume, struct range_set *dirty)
 {
@@ -213,6 +244,18 @@ static int dropped_copies(struct tracker *t, bool consume, struct range_set *dir
 
 int tracker_collect(struct tracker *t, bool consume, struct range_set *dirty)
 {
+	bool relocked = consume && t->lock_fd < 0;
+	int err = relocked ? relock(t) : 0;
+
+	if (!err)
+		err = collect_locked(t, consume, dirty);
+	if (relocked)
+		tracker_unlock(t);
+	return err;
+}
+
+static int collect_locked(struct tracker *t, bool consume, struct range_set *dirty)
+{
 	uint64_t t0 = now_ns();
 	int err;
 
@@ -224,6 +267,15 @@ int tracker_collect(struct tracker *t, bool consume, struct range_set *dirty)
 		err = dirty_collect(&t->reader, &t->tracked, consume, dirty);
 	if (!err)
 		err = dropped_copies(t, consume, dirty);
+	/*
+	 * Mappings we cannot track (PROT_NONE, refused by the kernel) may still
+	 * have been written: a PROT_NONE area made writable, written and closed
+	 * again between collections looks unchanged.  Their content counts as
+	 * written every time: dumping a page twice is cheap, losing one is not.
+	 */
+	for (size_t i = 0; !err && i < t->vmas.n; i++)
+		if (t->track[i].state == VMA_SKIPPED)
+			err = content_of_vma(&t->scan, &t->vmas.v[i], dirty);
 	/* not registered yet: every page of a new mapping counts as written */
 	for (size_t i = 0; !err && !consume && i < t->vmas.n; i++)
 		if (t->track[i].state == VMA_NEW)
@@ -280,6 +332,12 @@ static int probe(struct tracker *t, pid_t pid, struct uffd_in_target *u)
 	tracker_init(t, pid);
 	if (proc_stat_read(pid, &t->stat))
 		return -1;
+	/* permission first: a user who may not trace it hears that, not more */
+	if (uffd_find(pid, u) < 0)
+		return -1;
+	t->lock_fd = session_lock(pid);
+	if (t->lock_fd < 0)
+		return -1;
 	return uffd_find(pid, u);
 }
 
@@ -288,6 +346,8 @@ int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t)
 	struct uffd_in_target u;
 	int found = probe(t, pid, &u);
 
+	if (found <= 0)
+		tracker_unlock(t);
 	if (found < 0)
 		return -1;
 	if (!found) {
@@ -350,14 +410,18 @@ int tracker_start(pid_t pid, enum dirty_backend b, struct tracker *t, bool *alre
 	int found = probe(t, pid, &u);
 
 	*already = false;
+	if (found != 0)
+		tracker_unlock(t);
 	if (found < 0)
 		return -1;
 	if (found) {
 		*already = true;
 		return tracker_open(pid, b, t);
 	}
-	if (create_uffd(t, &u))
+	if (create_uffd(t, &u)) {
+		tracker_unlock(t);
 		return -1;
+	}
 	session_free(&t->sess);
 	memset(&t->sess, 0, sizeof(t->sess));
 	t->sess.pid = pid;
@@ -393,28 +457,33 @@ int tracker_stop(pid_t pid)
 	struct proc_stat st;
 	struct seized s;
 	struct injector in;
-	int found, err;
+	int found, err, lock;
 
-	if (proc_stat_read(pid, &st))
+	if (proc_stat_read(pid, &st) || uffd_find(pid, &u) < 0)
+		return -1;
+	lock = session_lock(pid);
+	if (lock < 0)
 		return -1;
 	found = uffd_find(pid, &u);
 	if (found <= 0) {
 		if (found == 0)
 			session_remove(pid);
+		session_unlock(lock);
 		return found;
 	}
-	if (seize_all(pid, &s))
-		return -1;
-	err = inject_begin(&in, &s);
+	err = seize_all(pid, &s);
+	if (!err) {
+		err = inject_begin(&in, &s);
+		if (!err)
+			err = uffd_close_in_target(&in, u.fd);
+		if (inject_end(&in) && !err)
+			err = -1;
+		seize_release(&s, false);
+	}
 	if (!err)
-		err = uffd_close_in_target(&in, u.fd);
-	if (inject_end(&in) && !err)
-		err = -1;
-	seize_release(&s, false);
-	if (err)
-		return -1;
-	session_remove(pid);
-	return 1;
+		session_remove(pid);
+	session_unlock(lock);
+	return err ? -1 : 1;
 }
 
 /* smaps VmFlags: what maps cannot say (device memory, may-write). */

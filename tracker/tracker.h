@@ -40,6 +40,7 @@ struct tracker {
 	struct range_set fresh;		/* registered by the last refresh */
 	uint64_t collect_ns;
 	bool untracked;			/* open failed: not tracked (see error) */
+	int lock_fd;			/* the session lock, while held */
 };
 
 int tracker_start(pid_t pid, enum dirty_backend b, struct tracker *t, bool *already);
@@ -50,6 +51,12 @@ int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t);
  * without it nothing in the target changes (new mappings count in full).
  */
 int tracker_collect(struct tracker *t, bool consume, struct range_set *dirty);
+/*
+ * open and start take the session lock and hold it until close; a long
+ * runner (watch) lets go with tracker_unlock, and each consuming collection
+ * then takes it again for its own length.
+ */
+void tracker_unlock(struct tracker *t);
 /* Per-VMA states with the reasons only /proc/PID/smaps can tell. */
 int tracker_inspect(struct tracker *t);
 void tracker_close(struct tracker *t);

@@ -176,6 +176,22 @@ def test_diff_same_dump_is_empty(ctx):
     os.symlink(d1, link)
     rc, doc = diff(ctx, link, d1, expect=0)
     check_eq(doc['relation'], 'same', 'relation through a symlink')
+    # a copy is the same dump (same dump id), but its pages are still read:
+    # one flipped byte shows
+    copy = os.path.join(ctx.tmp, 'copy')
+    shutil.copytree(d1, copy, symlinks=True)
+    rc, doc = diff(ctx, d1, copy, expect=0)
+    check_eq((doc['relation'], doc['totals']['written_identical']), ('same', 0), 'intact copy')
+    pages = os.path.join(copy, [f for f in os.listdir(copy) if f.startswith('pages-')][0])
+    with open(pages, 'r+b') as f:
+        f.seek(PAGE + 100)
+        b = f.read(1)
+        f.seek(PAGE + 100)
+        f.write(bytes([b[0] ^ 0xff]))
+    rc, doc = diff(ctx, d1, copy, '--bytes', '--pages', expect=1)
+    check_eq((doc['relation'], doc['totals']['changed'], doc['changed_bytes']), ('same', 1, 1),
+             'damaged copy')
+    check_eq(len(doc['changed_ranges']), 1, 'one changed range')
 
 
 def test_diff_only_and_zero(ctx):

@@ -8,6 +8,7 @@ are always restricted to the test's own regions: the target's bookkeeping
 writes a few other pages.
 """
 import glob
+from functools import partial
 import json
 import os
 import random
@@ -15,6 +16,7 @@ import signal
 import stat
 import struct
 import subprocess
+import time
 
 from common import PAGE, check, check_eq
 
@@ -300,6 +302,23 @@ class Mem:
             self._set(name, p, n, lambda old: old)
         return s
 
+    def sysread(self, name, p, n):
+        """read(2) from /dev/urandom: the kernel writes the pages."""
+        self.t.sysread(name, p, n)
+        lo = self.base(name)
+        with open(f'/proc/{self.t.pid}/mem', 'rb', buffering=0) as f:
+            f.seek(lo + p * PAGE)
+            data = f.read(n * PAGE)
+        self._set(name, p, n, lambda old: None)
+        for i in range(n):
+            self.content[name][p + i] = data[i * PAGE:(i + 1) * PAGE]
+
+    def forkwrite(self, name, p, b):
+        """A forked child writes the page: only shared memory changes."""
+        self.t.forkwrite(name, p, b)
+        if self.kind[name] in SHMEM:
+            self._set(name, p, 1, lambda old: old[:WRITE_OFFSET] + bytes([b]) + old[WRITE_OFFSET + 1:])
+
     def dontneed(self, name, p, n):
         self.t.dontneed(name, p, n)
         if self.kind[name] not in SHMEM:     # shared content stays in its object
@@ -395,13 +414,21 @@ def check_chain(m, path):
         lo, hi = m.span(name)
         for i in range((hi - lo) // PAGE):
             same_page(res.get(lo + i * PAGE), m.content[name].get(i),
-                      f'{os.path.basename(path)} resolved: region {name} ({kind}) page {i}')
+                      f'{os.path.basename(os.path.realpath(path))} resolved: region {name} '
+                      f'({kind}) page {i}')
     return res
 
 
 def proc_state(pid, tid=None):
     with open(f'/proc/{pid}/task/{tid or pid}/stat') as f:
         return f.read().rsplit(')', 1)[1].split()[0]
+
+
+def wait_state(pid, want, timeout=5):
+    end = time.monotonic() + timeout
+    while proc_state(pid) != want:
+        check(time.monotonic() < end, f'process {pid} not in state {want}')
+        time.sleep(0.005)
 
 
 def tids_of(pid):
@@ -446,9 +473,10 @@ def test_dump_full_regions(ctx):
         check_eq((pst['pid'], pst['threads']), (t.pid, [t.pid]), 'crit pstree')
         vmas = crit_decode(os.path.join(d, f'mm-{t.pid}.img'))['entries'][0]['vmas']
         lo, hi = m.span('anon')
-        check(any(int(str(v['start']), 0) <= lo and hi <= int(str(v['end']), 0) and
-                  v['status'] in (0x201, 'VMA_AREA_REGULAR | VMA_ANON_PRIVATE') for v in vmas),
-              f'no private anonymous VMA (status 0x201) holding {lo:#x}-{hi:#x} in mm-{t.pid}.img')
+        check(any(v['start'] <= lo and hi <= v['end'] and (v['status'], v['flags']) == (0x201, 0x22)
+                  for v in vmas),
+              f'no private anonymous VMA (status 0x201, flags 0x22) holding {lo:#x}-{hi:#x} '
+              f'in mm-{t.pid}.img')
 
 
 # -- 2. chain of incremental dumps -----------------------------------------
@@ -467,14 +495,18 @@ def test_dump_incremental_chain(ctx):
             lambda: (m.write('a', 3, 2, 2), m.threads(4, 'a', 40, 8, 3), m.write('h', 2, 1, 2),
                      m.write('thp', 5, 1, 2), m.write('m', 3, 1, 2)),
             lambda: (m.threads(3, 'a', 0, 6, 4), m.fill('s', 10, 1, 4), m.write('fp', 8, 1, 4),
-                     m.threads(2, 'thp', 300, 4, 4)),
+                     m.threads(2, 'thp', 300, 4, 4), m.sysread('a', 50, 3)),
             lambda: m.write('sh', 9, 1, 5),        # no private page written this time
         ]
+        # dumps in different directories: nested, with a trailing slash, through a symlink
+        os.makedirs(os.path.join(ctx.tmp, 'x/y'))
+        os.symlink('x', os.path.join(ctx.tmp, 'ln'))
+        dirs = [os.path.join(ctx.tmp, d) for d in ('d1', 'x/y/d2', 'd3/', 'ln/d4')]
+        dirs[1] = os.path.relpath(dirs[1])          # relative to our (and the tool's) cwd
         prev = None
-        for i, step in enumerate(steps):
+        for i, (step, d) in enumerate(zip(steps, dirs)):
             step()
             m.sync_present('thp')
-            d = os.path.join(ctx.tmp, f'd{i + 1}')
             res, dm = dump(ctx, t.pid, d, parent=prev)
             check_eq((res['full'], res['iteration']), (i == 0, i + 1), f'{d}: json full, iteration')
             check_regions(m, dm, full=i == 0)
@@ -510,6 +542,7 @@ def test_dump_chain_matches_live_memory(ctx):
             d = os.path.join(ctx.tmp, f'd{i + 1}')
             last = i == 3
             res, dm = dump(ctx, t.pid, d, *(['--leave-stopped'] if last else []), parent=prev)
+            check_regions(m, dm, full=i == 0)
             m.mark()
             prev = d
         try:
@@ -524,7 +557,8 @@ def test_dump_chain_matches_live_memory(ctx):
                     for a in range(lo, hi, PAGE):
                         mem.seek(a)
                         live = mem.read(PAGE)
-                        want = resolved.get(a, ZERO if kind in ANON_LIKE + SHMEM else live)
+                        # no entry: zero, or the file's content for a private file mapping
+                        want = live if kind == 'fileshared' else resolved.get(a, m.blank[name])
                         same_page(live, want, f'live {name} ({kind}) page {(a - lo) // PAGE} '
                                   f'vs resolved chain')
         finally:
@@ -549,6 +583,8 @@ def test_dump_freeze_threads(ctx):
             for tid in tids:
                 core = crit_decode(os.path.join(d1, f'core-{tid}.img'))['entries'][0]
                 check('tc' in core, f'core-{tid}.img (no --freeze) has no tc: {core}')
+            (pst,) = img_records(os.path.join(d1, 'pstree.img'), PSTREE_MAGIC)
+            check_eq(sorted(uints(pst.get(5, []))), tids, 'pstree threads (no --freeze)')
             res, dm = dump(ctx, t.pid, d2, '--freeze', parent=d1)
             check(res['frozen'] and not res['left_stopped'], f'json: {res}')
             for tid in tids_of(t.pid):
@@ -576,6 +612,23 @@ def test_dump_freeze_threads(ctx):
                      'spinner pages PE_PRESENT in the --freeze dump')
             check_eq(dm.pages(PE_PARENT, lo, lo + 16 * PAGE), t.pages('a', 8, 8),
                      'other pages PE_PARENT')
+            # --leave-stopped: every thread stopped, not traced; SIGCONT resumes them
+            d3, d4 = os.path.join(ctx.tmp, 'd3'), os.path.join(ctx.tmp, 'd4')
+            dump(ctx, t.pid, d3, '--leave-stopped', parent=d2)
+            try:
+                for tid in tids:
+                    check_eq(proc_state(t.pid, tid), 'T', f'thread {tid} after --leave-stopped')
+            finally:
+                os.kill(t.pid, signal.SIGCONT)
+            t.wait_spinning(t.spincount() + 3)
+            # a process stopped before a --freeze dump stays stopped
+            os.kill(t.pid, signal.SIGSTOP)
+            try:
+                wait_state(t.pid, 'T')
+                dump(ctx, t.pid, d4, '--freeze', parent=d3)
+                check_eq(proc_state(t.pid), 'T', 'stopped process after a --freeze dump')
+            finally:
+                os.kill(t.pid, signal.SIGCONT)
         finally:
             t.unspin()
 
@@ -593,6 +646,9 @@ def test_dump_dontneed_and_vma_changes(ctx):
                                        ('sh', 4), ('fp', 4))):
             m.fill(name, 0, n, 0x11 + k)
         m.remap('g', 4)                       # shrink: room to grow in place later
+        m.map('thp', 'thp', 512)
+        m.write('thp', 0, 1, 0x18)
+        m.sync_present('thp')
         d1, d2, d3 = (os.path.join(ctx.tmp, f'd{i}') for i in (1, 2, 3))
         dump(ctx, t.pid, d1)
         m.mark()
@@ -603,12 +659,15 @@ def test_dump_dontneed_and_vma_changes(ctx):
         m.read('a', 9)                        # zapped, then read: a zero page
         m.dontneed('sh', 0, 2)                # shared: the content stays in the object
         m.dontneed('fp', 0, 2)                # private copies dropped: file content again
+        m.dontneed('thp', 10, 5)              # splits the huge page
+        m.forkwrite('sh', 6, 0x27)            # a child writes shared memory we never touched
+        m.forkwrite('a', 12, 0x28)            # ... and its own copy of a private page
+        m.write('a', 13, 1, 0x29)             # our write to a page shared with the child
         m.unmap('b')
         m.map('r', 'anon', 16)                # most likely at b's old address
         m.fill('r', 0, 4, 0x22)
         m.map('n', 'anon', 8)
         m.fill('n', 2, 3, 0x23)
-        g0 = m.base('g')
         m.remap('g', 8)                       # grow
         m.write('g', 6, 1, 0x24)
         m.remap('mv', 8, move=True)
@@ -618,14 +677,15 @@ def test_dump_dontneed_and_vma_changes(ctx):
         m.fill('h', 0, 2, 0x26)
         res, dm = dump(ctx, t.pid, d2, parent=d1)
         check(not res['full'], f'json: {res}')
-        check_regions(m, dm, full=False, loose={'g', 'fx'} | ({'g'} if m.base('g') != g0 else set()))
+        check_regions(m, dm, full=False, loose={'g', 'fx', 'thp'})
         check_chain(m, d2)
         # explicitly, what the brief says
         pg = lambda name, *i: {m.base(name) + k * PAGE for k in i}  # noqa: E731
         ents = lambda flag, name: dm.pages(flag, *m.span(name))     # noqa: E731
         check(not (pg('a', 4, 5, 6, 7) & set(dm.flags)), 'zapped pages have entries')
         check(pg('a', 8, 9) <= ents(PE_PRESENT, 'a'), 'zapped then written/read pages not PE_PRESENT')
-        check_eq(ents(PE_PRESENT, 'sh'), pg('sh', 0, 1, 2, 3), 'shared pages after DONTNEED')
+        check_eq(ents(PE_PRESENT, 'sh'), pg('sh', 0, 1, 2, 3, 6), 'shared pages after DONTNEED')
+        check(not (pg('thp', *range(10, 15)) & set(dm.flags)), 'zapped THP pages have entries')
         check_eq(ents(PE_PRESENT, 'r'), pg('r', 0, 1, 2, 3), 'new VMA (at b\'s address: '
                  f'{m.base("r") == old_b[0]}) PE_PRESENT')
         check_eq(ents(PE_PRESENT, 'mv'), pg('mv', *range(6)), 'moved VMA PE_PRESENT')
@@ -638,14 +698,38 @@ def test_dump_dontneed_and_vma_changes(ctx):
         m.mark()
         # the zapped pages read back as zero (and are zero-filled pages now)
         check_eq(m.read('a', 4, 4), 0, 'zapped pages read back')
-        dump(ctx, t.pid, d3, parent=d2)
+        _, dm = dump(ctx, t.pid, d3, parent=d2)
+        check_regions(m, dm, full=False)
         check_chain(m, d3)
+
+
+def test_dump_prot_none_mapping_written_between_dumps(ctx):
+    """A mapping that is PROT_NONE whenever a dump looks (so never registered)
+    but made writable, written and closed again in between: its pages changed
+    and must not be taken from the parent."""
+    with ctx.target() as t:
+        m = Mem(t, ctx.tmp)
+        m.map('pn', 'anon', 8)
+        m.fill('pn', 0, 4, 0x11)
+        t.mprotect('pn', 0, 8, 'none')
+        d1, d2 = os.path.join(ctx.tmp, 'd1'), os.path.join(ctx.tmp, 'd2')
+        dump(ctx, t.pid, d1)
+        m.mark()
+        t.mprotect('pn', 0, 8, 'rw')
+        m.fill('pn', 0, 2, 0x22)
+        t.mprotect('pn', 0, 8, 'none')
+        _, dm = dump(ctx, t.pid, d2, parent=d1)
+        check_chain(m, d2)
+        # an untracked mapping's content is stored whole, written or not
+        check_regions(m, dm, full=False, loose=('pn',))
+        lo, hi = m.span('pn')
+        check_eq(len(dm.pages(PE_PRESENT, lo, hi)), 4, 'PE_PRESENT pages of the PROT_NONE region')
 
 
 # -- 6. refusals -----------------------------------------------------------
 
 def test_dump_refuses_stale_parent(ctx):
-    p = lambda n: os.path.join(ctx.tmp, n)  # noqa: E731
+    p = partial(os.path.join, ctx.tmp)
     with ctx.target() as t, ctx.target() as u:
         t.map('a', 'anon', 16)
         t.fill('a', 0, 8, 1)
@@ -655,6 +739,8 @@ def test_dump_refuses_stale_parent(ctx):
         t.write('a', 1)
         refuse(ctx, t.pid, p('C'), parent=p('A'), words=('latest',))
         refuse(ctx, t.pid, p('C'), parent=p('nonexistent'))
+        os.mkdir(p('notadump'))
+        refuse(ctx, t.pid, p('C'), parent=p('notadump'))
         # refusals consume nothing: B is still the latest and page 1 still written
         _, dm = dump(ctx, t.pid, p('D'), parent=p('B'))
         lo = t.base('a')
@@ -662,7 +748,8 @@ def test_dump_refuses_stale_parent(ctx):
                  'PE_PRESENT after refused dumps')
         res, _ = dump(ctx, t.pid, p('E'), '--full-if-needed', parent=p('B'))
         check(res['full'] and 'latest' in res.get('full_because', ''), f'json: {res}')
-        dump(ctx, t.pid, p('F'), parent=p('E'))
+        res, _ = dump(ctx, t.pid, p('F'), '--full-if-needed', parent=p('E'))
+        check(not res['full'] and 'full_because' not in res, f'needless full dump: {res}')
         # a watch collects too: F is not the latest any more
         rc, out, err = ctx.run('watch', t.pid, '--count', 1, '--interval', 50)
         check_eq(rc, 0, f'watch: {err}')
@@ -675,14 +762,76 @@ def test_dump_refuses_stale_parent(ctx):
         refuse(ctx, u.pid, p('U1'), parent=p('G'))
         res, _ = dump(ctx, u.pid, p('U1'), '--full-if-needed', parent=p('G'))
         check(res['full'] and res.get('full_because'), f'json: {res}')
-        refuse(ctx, u.pid, p('U2'), parent=p('G'))
-        refuse(ctx, t.pid, p('T2'), parent=p('U1'))
+        refuse(ctx, u.pid, p('U2'), parent=p('G'), words=('another process',))
+        refuse(ctx, t.pid, p('T2'), parent=p('U1'), words=('another process',))
         dump(ctx, u.pid, p('U2'), parent=p('U1'))
-        dump(ctx, t.pid, p('T2'), parent=p('G'))
+        # `status` looks without collecting: the parent stays the latest
+        t.write('a', 5)
+        rc, out, err = ctx.run('status', t.pid)
+        check_eq(rc, 0, f'status: {err}')
+        _, dm = dump(ctx, t.pid, p('T2'), parent=p('G'))
+        check_eq(dm.pages(PE_PRESENT, lo, lo + 16 * PAGE), t.pages('a', 5, 1), 'PE_PRESENT after status')
+
+
+def test_dump_refuses_broken_chain_and_other_session(ctx):
+    p = partial(os.path.join, ctx.tmp)
+    with ctx.target() as t:
+        t.map('a', 'anon', 8)
+        t.fill('a', 0, 8, 1)
+        dump(ctx, t.pid, p('A'))
+        dump(ctx, t.pid, p('B'), parent=p('A'))
+        # the parent's own parent is missing: refused, then fine once it is back
+        os.rename(p('A'), p('A.away'))
+        refuse(ctx, t.pid, p('C'), parent=p('B'))
+        os.rename(p('A.away'), p('A'))
+        dump(ctx, t.pid, p('C'), parent=p('B'))
+        # tracking stopped, then restarted: a new session
+        check_eq(ctx.run('stop', t.pid)[0], 0, 'stop')
+        refuse(ctx, t.pid, p('D'), parent=p('C'))
+        check_eq(ctx.run('start', t.pid)[0], 0, 'start')
+        refuse(ctx, t.pid, p('D'), parent=p('C'), words=('session',))
+        res, _ = dump(ctx, t.pid, p('D'), '--full-if-needed', parent=p('C'))
+        check(res['full'] and res.get('full_because'), f'json: {res}')
+        # exec: the old address space is gone
+        t.exec()
+        refuse(ctx, t.pid, p('E'), parent=p('D'), code=5)
+        res, _ = dump(ctx, t.pid, p('E'), '--full-if-needed', parent=p('D'))
+        check(res['full'] and res.get('full_because'), f'json: {res}')
+
+
+def test_dump_concurrent_dumps_same_parent(ctx):
+    """Dumps of one process started at the same time on the same parent: each
+    that succeeds must be correct (only one can collect the pages written
+    since the parent; the others must be refused, or wait and be refused).
+    A few rounds, each on a parent that succeeded in the round before."""
+    p = partial(os.path.join, ctx.tmp)
+    with ctx.target() as t:
+        m = Mem(t, ctx.tmp)
+        m.map('a', 'anon', 64)
+        m.fill('a', 0, 64, 1)
+        parent = p('A')
+        dump(ctx, t.pid, parent)
+        for r in range(5):
+            m.fill('a', 0, 64, 2 + r)
+            procs = [subprocess.Popen([ctx.bin, '-j', 'dump', str(t.pid), '-D', p(f'B{r}{i}'),
+                                       '--parent', parent], env=ctx.env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                     for i in range(4)]
+            outs = [(pr.communicate(timeout=60), pr.returncode) for pr in procs]
+            ok = [p(f'B{r}{i}') for i, (_, rc) in enumerate(outs) if rc == 0]
+            check(ok, f'round {r}: no dump succeeded: {[o[0][1] for o in outs]}')
+            for i, ((out, err), rc) in enumerate(outs):
+                check(rc in (0, 2) and 'Sanitizer' not in err, f'B{r}{i}: exit {rc}: {err}')
+                if rc == 0:
+                    check_chain(m, p(f'B{r}{i}'))
+                else:
+                    check(not os.path.lexists(p(f'B{r}{i}')), f'B{r}{i} left behind')
+            check_eq(len(ok), 1, f'round {r}: concurrent dumps on one parent that succeeded')
+            parent = ok[0]
 
 
 def test_dump_refuses_bad_dir(ctx):
-    p = lambda n: os.path.join(ctx.tmp, n)  # noqa: E731
+    p = partial(os.path.join, ctx.tmp)
     with ctx.target() as t:
         t.map('a', 'anon', 8)
         t.fill('a', 0, 8, 1)
@@ -725,7 +874,7 @@ def test_dump_refuses_bad_dir(ctx):
 
 
 def test_dump_target_gone(ctx):
-    p = lambda n: os.path.join(ctx.tmp, n)  # noqa: E731
+    p = partial(os.path.join, ctx.tmp)
     t = ctx.target()
     t.map('a', 'anon', 8)
     t.fill('a', 0, 8, 1)
@@ -763,7 +912,8 @@ def backend_run(ctx, backend):
         for i, step in enumerate(steps):
             step()
             d = os.path.join(ctx.tmp, f'{backend}{i + 1}')
-            _, dm = dump(ctx, t.pid, d, '--scan', backend, parent=prev)
+            scan = backend if backend != 'mixed' else ('pagemap', 'ioctl')[i % 2]
+            _, dm = dump(ctx, t.pid, d, '--scan', scan, parent=prev)
             check_regions(m, dm, full=i == 0, loose={'n'})
             check_chain(m, d)
             view = {}
@@ -780,8 +930,9 @@ def backend_run(ctx, backend):
 
 
 def test_dump_scan_backends_agree(ctx):
-    ioctl, pagemap = backend_run(ctx, 'ioctl'), backend_run(ctx, 'pagemap')
-    for i, (a, b) in enumerate(zip(ioctl, pagemap)):
-        diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-        check(not diff, f'dump {i + 1}: --scan ioctl and --scan pagemap differ at '
-              f'{[(k, a.get(k, (None,))[0], b.get(k, (None,))[0]) for k in diff[:8]]}')
+    ioctl = backend_run(ctx, 'ioctl')
+    for other in ('pagemap', 'mixed'):      # mixed: pagemap, ioctl, pagemap in one chain
+        for i, (a, b) in enumerate(zip(ioctl, backend_run(ctx, other))):
+            diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+            check(not diff, f'dump {i + 1}: --scan ioctl and {other} differ at (region, page, '
+                  f'flags, flags): {[(*k, a.get(k, (None,))[0], b.get(k, (None,))[0]) for k in diff[:8]]}')
