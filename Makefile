@@ -32,7 +32,10 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 
 all: $(BIN) $(TARGET_BIN) $(UNIT_BIN)
 
-# C for the image schemas is generated here, never committed.
+# C for the image schemas is generated here, never committed (and kept:
+# they are not intermediate files to delete after the build).
+.SECONDARY: $(PROTO_C) $(PROTO_H)
+
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS)
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -Iproto $<
@@ -59,7 +62,11 @@ $(BUILD)/unit/test_%: tests/unit/test_%.c $(call obj,$(CORE_SRC)) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LIBS) -lcmocka -o $@
 
-check: check-unit check-integration check-asan
+# One after the other, so that the last line is the last suite's summary.
+check:
+	@$(MAKE) --no-print-directory check-unit
+	@$(MAKE) --no-print-directory check-integration
+	@$(MAKE) --no-print-directory check-asan
 
 check-unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done
@@ -68,15 +75,51 @@ check-integration: $(BIN) $(TARGET_BIN)
 	$(PYTHON) tests/integration/run.py --bin $(BIN) --target $(TARGET_BIN)
 
 # The same suites again with the tool built under ASan + UBSan: any report fails.
-check-asan:
-	ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	$(MAKE) --no-print-directory BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-		check-unit check-integration
+ASAN_MAKE = ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	$(MAKE) --no-print-directory BUILD=build-asan \
+	SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 
-demo: $(BIN) $(TARGET_BIN)
-	sh scripts/demo.sh $(BIN) $(TARGET_BIN)
+check-asan:
+	@$(ASAN_MAKE) check-unit
+	@$(ASAN_MAKE) check-integration
+
+demo: $(BIN) $(BUILD)/bench/workload
+	@sh scripts/demo.sh $(BIN) $(BUILD)/bench/workload
 
 clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Benchmarks (bench/, see BENCHMARKS.md).  `make bench` measures everything
+# and rewrites the tables in BENCHMARKS.md; `make bench-quick` is the
+# two-minute subset.  Plots need gnuplot: installed here when missing and
+# we are root, otherwise the run skips them and says so.
+BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -D_GNU_SOURCE -I.
+BENCH_BIN    := $(BUILD)/bench/workload $(BUILD)/bench/raw_fault $(BUILD)/bench/scanbench
+BENCH_RUN     = $(PYTHON) bench/run.py --bin $(BIN) --bench-bin $(BUILD)/bench
+BENCH_GNUPLOT = command -v gnuplot >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >/dev/null; } || \
+		echo "bench: gnuplot missing (apt-get install gnuplot-nox): plots will be skipped"
+
+$(BUILD)/bench/workload: bench/workload.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -pthread $< -o $@
+
+$(BUILD)/bench/raw_fault: bench/raw_fault.c lib/uapi.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) $< -o $@
+
+# links the project's own collection code: what it measures is dirty_collect()
+$(BUILD)/bench/scanbench: bench/scanbench.c $(call obj,$(CORE_SRC)) $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -pthread $(LDFLAGS) $^ $(LIBS) -o $@
+
+.PHONY: bench bench-quick
+bench: $(BIN) $(BENCH_BIN)
+	@$(BENCH_GNUPLOT)
+	$(BENCH_RUN)
+
+bench-quick: $(BIN) $(BENCH_BIN)
+	@$(BENCH_GNUPLOT)
+	$(BENCH_RUN) --quick

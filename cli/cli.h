@@ -32,6 +32,8 @@ void human_size(uint64_t bytes, char *buf, size_t len);
 struct range_set;
 /* The written ranges, as a JSON "ranges" member or as text lines. */
 void print_ranges(const struct range_set *s);
+/* [["0xSTART","0xEND"],...] under key: the one way ranges go into JSON */
+void json_ranges(const char *key, const struct range_set *s);
 
 int cmd_check(int argc, char **argv);
 int cmd_start(int argc, char **argv);

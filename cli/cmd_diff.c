@@ -50,18 +50,6 @@ static void json_side(const char *key, const struct dump_chain *c, const struct 
 	json_object_end(&jw);
 }
 
-static void json_ranges(const char *key, const struct range_set *s)
-{
-	json_array_begin(&jw, key);
-	range_set_for_each(r, s) {
-		json_array_begin(&jw, NULL);
-		json_hex(&jw, NULL, r->start);
-		json_hex(&jw, NULL, r->end);
-		json_array_end(&jw);
-	}
-	json_array_end(&jw);
-}
-
 static void print_json(const struct args *a, const struct dump_chain *ca,
 		       const struct dump_chain *cb, const struct diff_result *r)
 {

@@ -210,14 +210,7 @@ static void print_mismatches(const struct range_set *m)
 	size_t shown = 0;
 
 	if (json_output) {
-		json_array_begin(&jw, "mismatches");
-		range_set_for_each(x, m) {
-			json_array_begin(&jw, NULL);
-			json_hex(&jw, NULL, x->start);
-			json_hex(&jw, NULL, x->end);
-			json_array_end(&jw);
-		}
-		json_array_end(&jw);
+		json_ranges("mismatches", m);
 		return;
 	}
 	range_set_for_each(x, m) {

@@ -137,17 +137,22 @@ void human_size(uint64_t bytes, char *buf, size_t len)
 		snprintf(buf, len, "%.1f %s", v, units[u]);
 }
 
+void json_ranges(const char *key, const struct range_set *s)
+{
+	json_array_begin(&jw, key);
+	range_set_for_each(r, s) {
+		json_array_begin(&jw, NULL);
+		json_hex(&jw, NULL, r->start);
+		json_hex(&jw, NULL, r->end);
+		json_array_end(&jw);
+	}
+	json_array_end(&jw);
+}
+
 void print_ranges(const struct range_set *s)
 {
 	if (json_output) {
-		json_array_begin(&jw, "ranges");
-		range_set_for_each(r, s) {
-			json_array_begin(&jw, NULL);
-			json_hex(&jw, NULL, r->start);
-			json_hex(&jw, NULL, r->end);
-			json_array_end(&jw);
-		}
-		json_array_end(&jw);
+		json_ranges("ranges", s);
 		return;
 	}
 	range_set_for_each(r, s)
