@@ -208,6 +208,9 @@ static void print_text(const struct args *a, const struct dump_chain *ca,
 		const struct diff_vma *v = &r->vmas[i];
 		char kind[32];
 
+		/* mappings with no content on either side say nothing: -j lists them */
+		if (!v->n.only_a && !v->n.only_b && !v->n.changed && !v->n.unchanged)
+			continue;
 		snprintf(range, sizeof(range), "%012llx-%012llx", (unsigned long long)v->start,
 			 (unsigned long long)v->end);
 		/* a mapping only one side has is marked with that side */

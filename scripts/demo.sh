@@ -38,7 +38,8 @@ done
 echo "workload running as process $pid"
 
 step "$DT" check
-step "$DT" precopy "$pid" -D "$base" --interval 500 --max-iters 5 --then leave-stopped
+step "$DT" precopy "$pid" -D "$base" --interval 500 --until-pages 2500 --max-iters 6 \
+	--then leave-stopped
 # like diff(1), diff exits 1 when the dumps differ
 step "$DT" diff "$base/2" "$base/3" || true
 step "$DT" show "$base/final"
