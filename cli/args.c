@@ -46,6 +46,7 @@ int parse_args(int argc, char **argv, unsigned int allowed, struct args *a)
 	a->backend = DIRTY_IOCTL;
 	a->interval_ms = 1000;
 	a->max_iters = 10;
+	a->until_pages = UINT64_MAX;	/* not given; 0 is a real limit */
 	a->then = "leave-stopped";
 	for (size_t i = 0; i < ARRAY_SIZE(all_opts); i++) {
 		if (all_opts[i].flag && !(allowed & all_opts[i].flag))

@@ -37,7 +37,7 @@ struct args {
 	const char *parent;
 	bool freeze, leave_stopped, full_if_needed;
 	int max_iters;
-	uint64_t until_pages;	/* 0: not given */
+	uint64_t until_pages;	/* UINT64_MAX: not given */
 	double until_ratio;	/* 0: not given */
 	double link_mbps;	/* 0: no link model */
 	const char *then;	/* leave-stopped, kill, resume */

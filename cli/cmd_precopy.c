@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "cli/dump.h"
 #include "lib/util.h"
+#include "tracker/proc.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -116,7 +117,10 @@ static bool done_iterating(struct loop *l, const struct dump_report *r)
 {
 	uint64_t pages = r->pages_written;
 
-	if (l->a.until_pages && pages <= l->a.until_pages) {
+	if (pages == 0) {
+		l->verdict = "nothing was written in the last interval";
+		l->converged = true;
+	} else if (l->a.until_pages != UINT64_MAX && pages <= l->a.until_pages) {
 		l->verdict = "the dirty set fell under --until-pages";
 		l->converged = true;
 	} else if (l->a.until_ratio > 0 && l->iters > 1 && l->prev_present &&
@@ -157,8 +161,9 @@ static void print_summary(const struct loop *l, const struct dump_report *final,
 		return;
 	}
 	if (interrupted) {
-		printf("interrupted: %d complete dumps in %s (latest %s); the target is running\n",
-		       l->iters, l->a.dir, l->last_dir[0] ? l->last_dir : "none");
+		printf("interrupted: %d complete dumps%s in %s (latest %s); the target is running\n",
+		       l->iters, final ? " and the final one" : "", l->a.dir,
+		       l->last_dir[0] ? l->last_dir : "none");
 		return;
 	}
 	printf("%s\n", l->verdict);
@@ -180,17 +185,23 @@ int cmd_precopy(int argc, char **argv)
 	struct dump_report rep, final;
 	struct dump_request rq = { 0 };
 	struct loop l = { 0 };
-	char dir[PATH_MAX];
+	struct proc_stat st;
+	char dir[PATH_MAX], base[PATH_MAX];
 	int r = parse_args(argc, argv, ARG_PID | ARG_SCAN | ARG_INTERVAL | ARG_PRECOPY, &l.a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
-	if (l.a.until_pages && l.a.until_ratio > 0)
+	if (l.a.until_pages != UINT64_MAX && l.a.until_ratio > 0)
 		return usage_error("--until-pages and --until-ratio exclude each other");
+	snprintf(base, sizeof(base), "%s", l.a.dir);
+	while (strlen(base) > 1 && base[strlen(base) - 1] == '/')
+		base[strlen(base) - 1] = '\0';
+	l.a.dir = base;
 	l.tty = isatty(STDOUT_FILENO);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	if (make_base(l.a.dir))
+	/* nothing is created for a process that is not there */
+	if (proc_stat_read(l.a.pid, &st) || make_base(l.a.dir))
 		return report_error();
 	rq.pid = l.a.pid;
 	rq.backend = l.a.backend;
@@ -253,7 +264,7 @@ int cmd_precopy(int argc, char **argv)
 		/* interrupted during the final dump: it is complete, the target runs on */
 		if (final.left_stopped)
 			kill(l.a.pid, SIGCONT);
-		print_summary(&l, NULL, true);
+		print_summary(&l, &final, true);
 		return DT_EXIT_OK;
 	}
 	if (!strcmp(l.a.then, "kill"))
