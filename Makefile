@@ -98,9 +98,11 @@ clean:
 BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -D_GNU_SOURCE -I.
 BENCH_BIN    := $(BUILD)/bench/workload $(BUILD)/bench/raw_fault $(BUILD)/bench/scanbench
 BENCH_RUN     = $(PYTHON) bench/run.py --bin $(BIN) --bench-bin $(BUILD)/bench
-BENCH_GNUPLOT = command -v gnuplot >/dev/null || { [ "$$(id -u)" = 0 ] && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >/dev/null; } || \
-		echo "bench: gnuplot missing (apt-get install gnuplot-nox): plots will be skipped"
+BENCH_APT     = DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox
+BENCH_GNUPLOT = command -v gnuplot >/dev/null || \
+		{ [ "$$(id -u)" = 0 ] && { $(BENCH_APT) || { apt-get update -q && $(BENCH_APT); }; } \
+		  >/dev/null 2>&1; } || \
+		echo "bench: gnuplot is missing (apt-get install gnuplot-nox): plots will be skipped"
 
 $(BUILD)/bench/workload: bench/workload.c
 	@mkdir -p $(dir $@)
