@@ -23,6 +23,7 @@ int mem_reader_open(struct mem_reader *m, pid_t pid)
 	if (m->fd < 0)
 		return dt_err_sys(errno == ENOENT ? DT_EXIT_GONE : 0, "%s", path);
 	m->buf = xmalloc(MEMREAD_BUF);
+	memset(m->buf, 0, MEMREAD_BUF);
 	return 0;
 }
 

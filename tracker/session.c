@@ -162,7 +162,8 @@ int session_save(const struct session *s)
 	range_set_for_each(r, &s->cow)
 		fprintf(f, "cow %llx %llx\n", (unsigned long long)r->start,
 			(unsigned long long)r->end);
-	if (fflush(f) || ferror(f) || fsync(fd)) {
+	/* no fsync: tracking itself does not outlive a reboot, nor need its state */
+	if (fflush(f) || ferror(f)) {
 		dt_err_sys(0, "writing %s", tmp);
 		fclose(f);
 		unlink(tmp);
