@@ -58,7 +58,7 @@ $(TARGET_BIN): tests/target/dt-target.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O1 -g -Wall -Wextra -pthread $< -o $@
 
-$(BUILD)/unit/test_%: tests/unit/test_%.c $(call obj,$(CORE_SRC)) $(PROTO_OBJ)
+$(BUILD)/unit/test_%: tests/unit/test_%.c $(call obj,$(CORE_SRC) cli/json.c) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LIBS) -lcmocka -o $@
 
