@@ -123,7 +123,7 @@ static bool done_iterating(struct loop *l, const struct dump_report *r)
 	} else if (l->a.until_pages != UINT64_MAX && pages <= l->a.until_pages) {
 		l->verdict = "the dirty set fell under --until-pages";
 		l->converged = true;
-	} else if (l->a.until_ratio > 0 && l->iters > 1 && l->prev_present &&
+	} else if (l->a.until_ratio > 0 && l->iters > 2 && l->prev_present &&
 		   pages <= l->a.until_ratio * l->prev_present) {
 		l->verdict = "the dirty set fell under --until-ratio of the previous iteration";
 		l->converged = true;
@@ -245,6 +245,13 @@ int cmd_precopy(int argc, char **argv)
 		if (stop_requested)
 			break;
 	}
+	if (stop_requested) {
+		print_summary(&l, NULL, true);
+		return DT_EXIT_OK;
+	}
+	/* the last iteration's pages take their interval (or transfer) too */
+	wait_interval(l.a.link_mbps > 0 ? link_seconds(&l, rep.pages_written * PAGE_SIZE)
+					 : l.a.interval_ms / 1000.0);
 	if (stop_requested) {
 		print_summary(&l, NULL, true);
 		return DT_EXIT_OK;

@@ -68,6 +68,9 @@ int dump_dir_begin(struct dump_dir *d, const char *path)
 	strcat(d->tmp, ".tmp-XXXXXX");
 	if (!mkdtemp(d->tmp)) {
 		d->tmp[0] = '\0';
+		if (errno == ENOENT || errno == ENOTDIR)
+			return dt_err(DT_EXIT_ERROR, "dump directory %s: %s is not an existing "
+				      "directory", d->final, parent);
 		return dt_err_sys(0, "creating a directory beside %s", d->final);
 	}
 	/* mkdtemp makes it 0700 */

@@ -2,12 +2,16 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 
 #include "lib/err.h"
+#include "lib/util.h"
 #include "tracker/inject.h"
 #include "tracker/proc.h"
 
@@ -38,6 +42,20 @@ static int find_code_addr(pid_t pid, uint64_t *addr)
 	return dt_err(DT_EXIT_ERROR, "process %d has no executable mapping to run injected code", pid);
 }
 
+/* Seccomp: 2 in /proc/PID/status: a filter we cannot read decides. */
+static bool seccomp_filtered(pid_t pid)
+{
+	char path[64], *buf, *p;
+	bool filtered = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	buf = read_file(path, NULL);
+	if (buf && (p = strstr(buf, "\nSeccomp:")))
+		filtered = atoi(p + strlen("\nSeccomp:")) == 2;
+	free(buf);
+	return filtered;
+}
+
 int inject_begin(struct injector *in, struct seized *s)
 {
 	uint64_t blocked = ~0ULL;
@@ -45,6 +63,11 @@ int inject_begin(struct injector *in, struct seized *s)
 
 	memset(in, 0, sizeof(*in));
 	in->s = s;
+	/* a filter returning SECCOMP_RET_KILL would kill the target on our call */
+	if (seccomp_filtered(s->pid) && !getenv("DIRTYTRACK_ALLOW_SECCOMP"))
+		return dt_err(DT_EXIT_PERM, "process %d runs under a seccomp filter: a system call "
+			      "it forbids could kill it (set DIRTYTRACK_ALLOW_SECCOMP=1 if the filter "
+			      "allows userfaultfd, fcntl and close)", s->pid);
 	in->tid = seize_pick_thread(s);
 	if (!in->tid)
 		return dt_err(DT_EXIT_GONE, "process %d has no live thread", s->pid);

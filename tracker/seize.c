@@ -190,6 +190,7 @@ int seize_all(pid_t pid, struct seized *s)
 	s->start_time = st.start_time;
 	s->was_stopped = st.state == 'T';
 
+
 	while (grew) {
 		pid_t *tids;
 		int n, first_new = s->n;

@@ -497,10 +497,12 @@ static int read_vmflags(pid_t pid, struct vma_list *l, char (*flags)[96])
 	if (!buf)
 		return dt_err_sys(0, "%s", path);
 	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-		unsigned long long a, b;
+		char *end;
+		unsigned long long a;
 
-		if (sscanf(p, "%llx-%llx ", &a, &b) == 2 && strchr(p, ' ') &&
-		    strchr(p, '-') < strchr(p, ' ')) {
+		/* a mapping's header line: "start-end perms ..." (parse this line only) */
+		a = strtoull(p, &end, 16);
+		if (end != p && *end == '-') {
 			cur = vma_list_find(l, a);
 			continue;
 		}
