@@ -35,6 +35,7 @@ void print_dump_report(const struct dump_report *r)
 		json_u64(&jw, "pages_vanished", r->pages_vanished);
 		json_bool(&jw, "frozen", r->id.frozen);
 		json_bool(&jw, "left_stopped", r->left_stopped);
+		json_bool(&jw, "tracking_started", r->started_tracking);
 		json_double(&jw, "freeze_ms", r->freeze_us / 1e3);
 		json_double(&jw, "collect_ms", r->collect_ns / 1e6);
 		json_double(&jw, "dump_ms", r->total_ns / 1e6);
@@ -51,6 +52,9 @@ void print_dump_report(const struct dump_report *r)
 		printf(", frozen %.1f ms%s", r->freeze_us / 1e3,
 		       r->left_stopped ? " (left stopped)" : "");
 	printf("\n");
+	if (r->started_tracking)
+		printf("tracking of process %d is now on, for the next incremental dump "
+		       "('dirtytrack stop %d' turns it off)\n", r->id.pid, r->id.pid);
 }
 
 int cmd_dump(int argc, char **argv)

@@ -39,6 +39,7 @@ struct dump_job {
 	struct range_set dirty, content, shmem, present, in_parent;
 	struct dump_stats stats;
 	const char *note;		/* why a full dump was taken */
+	bool started_tracking;		/* tracking was off: this dump turned it on */
 	uint64_t vanished;
 };
 
@@ -92,17 +93,21 @@ static int open_parent(struct dump_job *j)
 
 static int open_tracking(struct dump_job *j)
 {
-	bool already;
+	bool already = true;
+	int err;
 
-	if (!j->a.parent)
-		return tracker_start(j->a.pid, j->a.backend, &j->t, &already);
-	if (tracker_open(j->a.pid, j->a.backend, &j->t)) {
+	if (!j->a.parent) {
+		err = tracker_start(j->a.pid, j->a.backend, &j->t, &already);
+	} else if (tracker_open(j->a.pid, j->a.backend, &j->t)) {
 		if (!j->t.untracked || !j->a.full_if_needed)
 			return -1;
 		j->note = "the process was not tracked";
-		return tracker_start(j->a.pid, j->a.backend, &j->t, &already);
+		err = tracker_start(j->a.pid, j->a.backend, &j->t, &already);
+	} else {
+		return open_parent(j);
 	}
-	return open_parent(j);
+	j->started_tracking = !err && !already;
+	return err;
 }
 
 static int freeze(struct dump_job *j)
@@ -264,6 +269,7 @@ static void fill_report(const struct dump_job *j, struct dump_report *rep, uint6
 	rep->collect_ns = j->t.collect_ns;
 	rep->total_ns = total_ns;
 	rep->left_stopped = j->a.leave_stopped;
+	rep->started_tracking = j->started_tracking;
 }
 
 static void job_free(struct dump_job *j)

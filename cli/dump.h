@@ -28,6 +28,7 @@ struct dump_report {
 	uint64_t pages_vanished;
 	uint64_t freeze_us, collect_ns, total_ns;
 	bool left_stopped;
+	bool started_tracking;		/* tracking was off and is now on */
 };
 
 /* Take one dump: a complete directory, or nothing and a recorded error. */

@@ -936,3 +936,20 @@ def test_dump_scan_backends_agree(ctx):
             diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
             check(not diff, f'dump {i + 1}: --scan ioctl and {other} differ at (region, page, '
                   f'flags, flags): {[(*k, a.get(k, (None,))[0], b.get(k, (None,))[0]) for k in diff[:8]]}')
+
+
+def test_dump_says_it_started_tracking(ctx):
+    """A full dump of an untracked process turns tracking on, and says so."""
+    with ctx.target() as t:
+        t.map('a', 'anon', 8)
+        t.fill('a', 0, 8, 3)
+        first = ctx.json('dump', t.pid, '-D', os.path.join(ctx.tmp, 'd1'))
+        check_eq(first['tracking_started'], True, 'tracking_started of the first dump')
+        check_eq(ctx.json('status', t.pid)['tracking'], 'on', 'tracking after the first dump')
+        again = ctx.json('dump', t.pid, '-D', os.path.join(ctx.tmp, 'd2'))
+        check_eq(again['tracking_started'], False, 'tracking_started when already tracked')
+        rc, out, _ = ctx.run('dump', t.pid, '-D', os.path.join(ctx.tmp, 'd3'))
+        check(rc == 0 and 'now on' not in out, f'text output when already tracked: {out!r}')
+        ctx.ok('stop', t.pid)
+        rc, out, _ = ctx.run('dump', t.pid, '-D', os.path.join(ctx.tmp, 'd4'))
+        check(rc == 0 and 'tracking of process' in out, f'text output after stop: {out!r}')
