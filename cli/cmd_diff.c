@@ -230,10 +230,7 @@ static void print_text(const struct args *a, const struct dump_chain *ca,
 /* diff(1) has one error status, whatever the kind of trouble. */
 static int diff_error(void)
 {
-	char msg[1024];
-
-	snprintf(msg, sizeof(msg), "%s", dt_err_msg());
-	dt_err(DT_EXIT_ERROR, "%s", msg);
+	dt_err_set_kind(DT_EXIT_ERROR);
 	return report_error();
 }
 

@@ -306,14 +306,13 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 fail:
 	/* the target goes on as it was; no dump is left behind */
 	{
-		char msg[1024];
-		enum dt_exit kind = dt_err_kind();
+		struct dt_err_saved first;
 
-		snprintf(msg, sizeof(msg), "%s", dt_err_msg());
+		dt_err_save(&first);
 		j.a.leave_stopped = false;
 		thaw(&j, frozen_at);
 		dump_dir_abort(&j.dir);
-		dt_err(kind, "%s", msg);
+		dt_err_restore(&first);
 	}
 fail_early:
 	job_free(&j);

@@ -71,6 +71,23 @@ void dt_err_prefix(const char *fmt, ...)
 		snprintf(err_msg + n, sizeof(err_msg) - n, "%s", old);
 }
 
+void dt_err_save(struct dt_err_saved *s)
+{
+	snprintf(s->msg, sizeof(s->msg), "%s", err_msg);
+	s->kind = err_kind;
+}
+
+void dt_err_restore(const struct dt_err_saved *s)
+{
+	snprintf(err_msg, sizeof(err_msg), "%s", s->msg);
+	err_kind = s->kind;
+}
+
+void dt_err_set_kind(enum dt_exit kind)
+{
+	err_kind = kind;
+}
+
 const char *dt_err_msg(void)
 {
 	return err_msg[0] ? err_msg : "unknown error";

@@ -24,6 +24,18 @@ int dt_err_sys(enum dt_exit kind, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Put context in front of the recorded message ("pid 12: " ...). */
 void dt_err_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Clean-up after a failure may itself fail and record over the first error;
+ * keep the first one across it.
+ */
+struct dt_err_saved {
+	char msg[1024];
+	enum dt_exit kind;
+};
+void dt_err_save(struct dt_err_saved *s);
+void dt_err_restore(const struct dt_err_saved *s);
+/* Report the recorded error under another kind (diff(1) has one). */
+void dt_err_set_kind(enum dt_exit kind);
 const char *dt_err_msg(void);
 enum dt_exit dt_err_kind(void);
 const char *dt_exit_name(enum dt_exit kind);

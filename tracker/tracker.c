@@ -437,12 +437,11 @@ int tracker_start(pid_t pid, enum dirty_backend b, struct tracker *t, bool *alre
 		tracker_close(t);
 		/* leave the target as we found it: without our fd */
 		if (dt_err_kind() != DT_EXIT_GONE) {
-			char msg[1024];
-			enum dt_exit kind = dt_err_kind();
+			struct dt_err_saved first;
 
-			snprintf(msg, sizeof(msg), "%s", dt_err_msg());
+			dt_err_save(&first);
 			tracker_stop(pid);
-			dt_err(kind, "%s", msg);
+			dt_err_restore(&first);
 		}
 		return -1;
 	}
