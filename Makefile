@@ -8,7 +8,10 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Wshadow -Wno-missing-field-initializers \
             -D_GNU_SOURCE -I. -I$(BUILD)/gen $(SANFLAGS) -MMD -MP
 LDFLAGS  += $(SANFLAGS)
-LIBS     := -lcap -lprotobuf-c
+NL_CFLAGS := $(shell pkg-config --cflags libnl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
+NL_LIBS   := $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
+CFLAGS   += $(NL_CFLAGS)
+LIBS     := -lcap -lprotobuf-c $(NL_LIBS)
 PYTHON   ?= python3
 
 LIB_SRC     := $(wildcard lib/*.c)

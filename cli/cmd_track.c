@@ -25,6 +25,29 @@ static void count_vmas(const struct tracker *t, struct vma_totals *tot)
 	}
 }
 
+static const char *events_name(const struct holder_info *h)
+{
+	return h->events == HOLDER_EVENTS_CONNECTOR ? "proc connector" : "polling";
+}
+
+/* Who keeps tracking alive, and what it saw of the target's forks. */
+static void json_holder(const struct tracker *t)
+{
+	const struct holder_info *h = &t->holder;
+
+	json_object_begin(&jw, "holder");
+	json_i64(&jw, "pid", h->holder_pid);
+	json_u64(&jw, "uffd_ino", h->uffd_ino);
+	json_str(&jw, "events", events_name(h));
+	if (h->events != HOLDER_EVENTS_CONNECTOR)
+		json_str(&jw, "events_why", h->events_why);
+	json_u64(&jw, "forks", h->forks);
+	if (h->last_child)
+		json_i64(&jw, "last_child", h->last_child);
+	json_bool(&jw, "events_lost", h->events_lost);
+	json_object_end(&jw);
+}
+
 static const char *state_name(enum vma_track_state st)
 {
 	static const char *const names[] = {
@@ -64,20 +87,20 @@ int cmd_start(int argc, char **argv)
 		json_i64(&jw, "pid", a.pid);
 		json_str(&jw, "comm", t.stat.comm);
 		json_bool(&jw, "already_tracked", already);
-		json_i64(&jw, "uffd_fd", t.sess.uffd_fd);
+		json_holder(&t);
 		json_i64(&jw, "tracked_vmas", tot.n[VMA_TRACKED] + tot.n[VMA_NEW]);
 		json_u64(&jw, "tracked_bytes", tot.bytes[VMA_TRACKED] + tot.bytes[VMA_NEW]);
 		json_i64(&jw, "skipped_vmas", tot.n[VMA_SKIPPED]);
 		json_double(&jw, "arm_ms", already ? 0 : t.collect_ns / 1e6);
 		json_object_end(&jw);
 	} else if (already) {
-		printf("process %d (%s) is already tracked (fd %d in the target): nothing to do\n",
-		       a.pid, t.stat.comm, t.sess.uffd_fd);
+		printf("process %d (%s) is already tracked (held by process %d): nothing to do\n",
+		       a.pid, t.stat.comm, t.holder.holder_pid);
 	} else {
 		printf("tracking process %d (%s): %d mappings (%s) tracked, %d skipped "
-		       "(see 'dirtytrack status %d'); fd %d in the target; armed in %.1f ms\n",
+		       "(see 'dirtytrack status %d'); held by process %d; armed in %.1f ms\n",
 		       a.pid, t.stat.comm, tot.n[VMA_TRACKED] + tot.n[VMA_NEW], size,
-		       tot.n[VMA_SKIPPED], a.pid, t.sess.uffd_fd, t.collect_ns / 1e6);
+		       tot.n[VMA_SKIPPED], a.pid, t.holder.holder_pid, t.collect_ns / 1e6);
 	}
 	tracker_close(&t);
 	return DT_EXIT_OK;
@@ -109,17 +132,18 @@ static int status_off(pid_t pid, const struct tracker *t)
 {
 	/* "not tracked" is an answer, not an error; lost tracking says why */
 	const char *why = dt_err_msg();
+	const char *state = t->lost ? "lost (holder gone)"
+			    : dt_err_kind() == DT_EXIT_GONE ? "lost" : "off";
 
 	if (json_output) {
 		json_object_begin(&jw, NULL);
 		json_i64(&jw, "pid", pid);
 		json_str(&jw, "comm", t->stat.comm);
-		json_str(&jw, "tracking", dt_err_kind() == DT_EXIT_GONE ? "lost" : "off");
+		json_str(&jw, "tracking", t->lost || dt_err_kind() == DT_EXIT_GONE ? "lost" : "off");
 		json_str(&jw, "reason", why);
 		json_object_end(&jw);
 	} else {
-		printf("process %d (%s): tracking %s: %s\n", pid, t->stat.comm,
-		       dt_err_kind() == DT_EXIT_GONE ? "lost" : "off", why);
+		printf("process %d (%s): tracking %s: %s\n", pid, t->stat.comm, state, why);
 	}
 	return DT_EXIT_OK;
 }
@@ -175,7 +199,7 @@ int cmd_status(int argc, char **argv)
 		json_i64(&jw, "pid", a.pid);
 		json_str(&jw, "comm", t.stat.comm);
 		json_str(&jw, "tracking", "on");
-		json_i64(&jw, "uffd_fd", t.sess.uffd_fd);
+		json_holder(&t);
 		json_u64(&jw, "started", t.sess.started_unix);
 		json_u64(&jw, "collections", t.sess.generation);
 		json_u64(&jw, "written_pages", range_set_pages(&dirty));
@@ -205,9 +229,16 @@ int cmd_status(int argc, char **argv)
 
 		strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S", localtime(&st));
 		human_size(range_set_bytes(&dirty), size, sizeof(size));
-		printf("process %d (%s): tracking on (fd %d in the target, since %s, "
-		       "%llu collections)\n", a.pid, t.stat.comm, t.sess.uffd_fd,
+		printf("process %d (%s): tracking on (held by process %d, since %s, "
+		       "%llu collections)\n", a.pid, t.stat.comm, t.holder.holder_pid,
 		       t.sess.started_unix ? since : "?", (unsigned long long)t.sess.generation);
+		printf("process events: %s%s%s; %llu forks seen", events_name(&t.holder),
+		       t.holder.events == HOLDER_EVENTS_CONNECTOR ? "" : " (",
+		       t.holder.events == HOLDER_EVENTS_CONNECTOR ? "" : t.holder.events_why,
+		       (unsigned long long)t.holder.forks);
+		if (t.holder.last_child)
+			printf(" (last child %d)", t.holder.last_child);
+		printf("%s\n", t.holder.events == HOLDER_EVENTS_CONNECTOR ? "" : ")");
 		printf("written since the last collection: %llu pages (%s)\n",
 		       (unsigned long long)range_set_pages(&dirty), size);
 		printf("mappings: %d tracked, %d new (counted as written), %d skipped\n",

@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "lib/util.h"
 #include "pagemap/rangeset.h"
+#include "tracker/holder.h"
 
 #ifndef DT_VERSION
 #define DT_VERSION "0.1"
@@ -170,6 +171,9 @@ int main(int argc, char **argv)
 	};
 	int c;
 
+	/* the holder of a tracked process: spawned by start, never typed */
+	if (argc == 4 && !strcmp(argv[1], HOLDER_COMMAND))
+		return holder_main(argc, argv);
 	json_init(&jw, stdout);
 	opterr = 0;
 	/* global options stop at the command name */

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,18 +132,48 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-bool dt_simulate_missing(const char *feature)
+/* Is name one of the comma-separated words of environment variable var? */
+static bool env_list_has(const char *var, const char *name)
 {
-	const char *list = getenv("DIRTYTRACK_SIMULATE_MISSING");
-	size_t n = strlen(feature);
+	const char *list = getenv(var);
+	size_t n = strlen(name);
 
 	while (list && *list) {
 		const char *comma = strchr(list, ',');
 		size_t len = comma ? (size_t)(comma - list) : strlen(list);
 
-		if (len == n && !strncmp(list, feature, n))
+		if (len == n && !strncmp(list, name, n))
 			return true;
 		list = comma ? comma + 1 : NULL;
 	}
 	return false;
+}
+
+bool dt_simulate_missing(const char *feature)
+{
+	return env_list_has("DIRTYTRACK_SIMULATE_MISSING", feature);
+}
+
+bool dt_fault(const char *point)
+{
+	return env_list_has("DIRTYTRACK_FAULT", point);
+}
+
+static void fault_kill_self(const char *point)
+{
+	(void)point;
+	kill(getpid(), SIGKILL);
+}
+
+static void (*fault_handler)(const char *point) = fault_kill_self;
+
+void dt_fault_set_handler(void (*fn)(const char *point))
+{
+	fault_handler = fn ? fn : fault_kill_self;
+}
+
+void dt_fault_point(const char *point)
+{
+	if (dt_fault(point))
+		fault_handler(point);
 }

@@ -35,4 +35,16 @@ uint64_t now_ns(void);		/* CLOCK_MONOTONIC */
  */
 bool dt_simulate_missing(const char *feature);
 
+/*
+ * Fault points, for tests: DIRTYTRACK_FAULT is a comma list of named
+ * points at which the command dies by SIGKILL, as a user's kill would
+ * make it (see dirtytrack(1), ENVIRONMENT).  dt_fault() only says whether
+ * a point is named; dt_fault_point() kills this process there, or does
+ * what the handler set says (the holder kills the command it serves: the
+ * points of an injection are reached in the holder).
+ */
+bool dt_fault(const char *point);
+void dt_fault_point(const char *point);
+void dt_fault_set_handler(void (*fn)(const char *point));
+
 #endif

@@ -56,10 +56,24 @@ static bool seccomp_filtered(pid_t pid)
 	return filtered;
 }
 
+static int poke(struct injector *in, long word, const char *what)
+{
+	if (ptrace(PTRACE_POKEDATA, in->tid, in->code_addr, word))
+		return dt_err_sys(0, "%s code of process %d at %#llx", what, in->s->pid,
+				  (unsigned long long)in->code_addr);
+	return 0;
+}
+
 int inject_begin(struct injector *in, struct seized *s)
 {
-	uint64_t blocked = ~0ULL;
-	long word;
+	/*
+	 * No handler may run between our instructions, but SIGTRAP stays
+	 * open: the int3 forces it, and a forced signal that is blocked gets
+	 * its handler reset to the default (the application's own SIGTRAP
+	 * handler would be lost).  The trap stops in the tracer, never in a
+	 * handler.
+	 */
+	uint64_t blocked = ~0ULL & ~(1ULL << (SIGTRAP - 1));
 
 	memset(in, 0, sizeof(*in));
 	in->s = s;
@@ -67,7 +81,7 @@ int inject_begin(struct injector *in, struct seized *s)
 	if (seccomp_filtered(s->pid) && !getenv("DIRTYTRACK_ALLOW_SECCOMP"))
 		return dt_err(DT_EXIT_PERM, "process %d runs under a seccomp filter: a system call "
 			      "it forbids could kill it (set DIRTYTRACK_ALLOW_SECCOMP=1 if the filter "
-			      "allows userfaultfd, fcntl and close)", s->pid);
+			      "allows userfaultfd and close)", s->pid);
 	in->tid = seize_pick_thread(s);
 	if (!in->tid)
 		return dt_err(DT_EXIT_GONE, "process %d has no live thread", s->pid);
@@ -82,22 +96,43 @@ int inject_begin(struct injector *in, struct seized *s)
 	if (errno)
 		return dt_err_sys(0, "reading code of process %d at %#llx", s->pid,
 				  (unsigned long long)in->code_addr);
-	word = in->saved_code;
-	memcpy(&word, inject_code, sizeof(inject_code));
 	/* from here on, inject_end() has something to undo */
 	in->armed = true;
-	if (ptrace(PTRACE_POKEDATA, in->tid, in->code_addr, word)) {
-		dt_err_sys(0, "writing code of process %d", s->pid);
-		inject_end(in);
-		return -1;
-	}
-	/* No signal may run a handler between our instructions. */
 	if (ptrace(PTRACE_SETSIGMASK, in->tid, sizeof(uint64_t), &blocked)) {
 		dt_err_sys(0, "PTRACE_SETSIGMASK thread %d", in->tid);
 		inject_end(in);
 		return -1;
 	}
 	return 0;
+}
+
+/* Run the patched instructions once; the original bytes go back at once. */
+static int run_patched(struct injector *in, struct user_regs_struct *r, int *st)
+{
+	long word = in->saved_code;
+	int err;
+
+	memcpy(&word, inject_code, sizeof(inject_code));
+	if (poke(in, word, "writing"))
+		return -1;
+	in->patched = true;
+	dt_fault_point("after-patch");
+	if (ptrace(PTRACE_SETREGS, in->tid, 0, r))
+		err = dt_err_sys(0, "PTRACE_SETREGS thread %d", in->tid);
+	else if (ptrace(PTRACE_CONT, in->tid, 0, 0))
+		err = dt_err_sys(0, "PTRACE_CONT thread %d", in->tid);
+	else {
+		dt_fault_point("in-syscall");
+		err = seize_wait_trap(in->s, in->tid, st);
+	}
+	if (!err && ptrace(PTRACE_GETREGS, in->tid, 0, r))
+		err = dt_err_sys(0, "PTRACE_GETREGS thread %d", in->tid);
+	dt_fault_point("before-restore");
+	if (poke(in, in->saved_code, "restoring") == 0)
+		in->patched = false;
+	else
+		err = -1;
+	return err;
 }
 
 int inject_syscall(struct injector *in, long nr, long *ret, int nargs, ...)
@@ -115,14 +150,8 @@ int inject_syscall(struct injector *in, long nr, long *ret, int nargs, ...)
 	/* no syscall-restart fix-ups may apply at our ip */
 	r.orig_rax = (unsigned long long)-1;
 	r.rip = in->code_addr;
-	if (ptrace(PTRACE_SETREGS, in->tid, 0, &r))
-		return dt_err_sys(0, "PTRACE_SETREGS thread %d", in->tid);
-	if (ptrace(PTRACE_CONT, in->tid, 0, 0))
-		return dt_err_sys(0, "PTRACE_CONT thread %d", in->tid);
-	if (seize_wait_trap(in->s, in->tid, &st))
+	if (run_patched(in, &r, &st))
 		return -1;
-	if (ptrace(PTRACE_GETREGS, in->tid, 0, &r))
-		return dt_err_sys(0, "PTRACE_GETREGS thread %d", in->tid);
 	if (WSTOPSIG(st) == SIGSYS)
 		return dt_err(DT_EXIT_PERM, "process %d: its seccomp filter refuses system call %ld",
 			      in->s->pid, nr);
@@ -140,8 +169,9 @@ int inject_end(struct injector *in)
 	if (!in->armed)
 		return 0;
 	in->armed = false;
-	if (ptrace(PTRACE_POKEDATA, in->tid, in->code_addr, in->saved_code))
-		err = dt_err_sys(0, "restoring code of process %d", in->s->pid);
+	if (in->patched && poke(in, in->saved_code, "restoring"))
+		err = -1;
+	in->patched = false;
 	if (ptrace(PTRACE_SETREGS, in->tid, 0, &in->saved_regs))
 		err = dt_err_sys(0, "restoring registers of thread %d", in->tid);
 	if (ptrace(PTRACE_SETSIGMASK, in->tid, sizeof(uint64_t), &in->saved_sigmask))

@@ -14,7 +14,7 @@
 #include "lib/util.h"
 #include "tracker/session.h"
 
-#define SESSION_MAGIC "dirtytrack-session 1"
+#define SESSION_MAGIC "dirtytrack-session 2"
 
 const char *session_dir(void)
 {
@@ -79,7 +79,8 @@ int session_load(pid_t pid, struct session *s)
 		if (sscanf(line, "pid %d", &s->pid) == 1 ||
 		    sscanf(line, "start_time %llu", &s->start_time) == 1 ||
 		    sscanf(line, "mm_id %" SCNu64, &s->mm_id) == 1 ||
-		    sscanf(line, "uffd_fd %d", &s->uffd_fd) == 1 ||
+		    sscanf(line, "holder_pid %d", &s->holder_pid) == 1 ||
+		    sscanf(line, "holder_start %llu", &s->holder_start) == 1 ||
 		    sscanf(line, "uffd_ino %" SCNu64, &s->uffd_ino) == 1 ||
 		    sscanf(line, "generation %" SCNu64, &s->generation) == 1 ||
 		    sscanf(line, "started %" SCNu64, &s->started_unix) == 1)
@@ -88,6 +89,8 @@ int session_load(pid_t pid, struct session *s)
 		    s->nskips < SESSION_MAX_SKIPS)
 			s->skips[s->nskips++] = (struct session_skip){ a, b, e };
 		else if (sscanf(line, "cow %llx %llx", &a, &b) == 2 && range_set_add(&s->cow, a, b))
+			die_oom();
+		else if (sscanf(line, "ours %llx %llx", &a, &b) == 2 && range_set_add(&s->ours, a, b))
 			die_oom();
 	}
 	free(buf);
@@ -152,15 +155,18 @@ int session_save(const struct session *s)
 		unlink(tmp);
 		return dt_err_sys(0, "%s", tmp);
 	}
-	fprintf(f, SESSION_MAGIC "\npid %d\nstart_time %llu\nmm_id %" PRIu64 "\nuffd_fd %d\n"
-		"uffd_ino %" PRIu64 "\ngeneration %" PRIu64 "\nstarted %" PRIu64 "\n",
-		s->pid, s->start_time, s->mm_id, s->uffd_fd, s->uffd_ino, s->generation,
-		s->started_unix);
+	fprintf(f, SESSION_MAGIC "\npid %d\nstart_time %llu\nmm_id %" PRIu64 "\nholder_pid %d\n"
+		"holder_start %llu\nuffd_ino %" PRIu64 "\ngeneration %" PRIu64 "\nstarted %" PRIu64
+		"\n", s->pid, s->start_time, s->mm_id, s->holder_pid, s->holder_start, s->uffd_ino,
+		s->generation, s->started_unix);
 	for (int i = 0; i < s->nskips; i++)
 		fprintf(f, "skip %llx %llx %d\n", (unsigned long long)s->skips[i].start,
 			(unsigned long long)s->skips[i].end, s->skips[i].err);
 	range_set_for_each(r, &s->cow)
 		fprintf(f, "cow %llx %llx\n", (unsigned long long)r->start,
+			(unsigned long long)r->end);
+	range_set_for_each(r, &s->ours)
+		fprintf(f, "ours %llx %llx\n", (unsigned long long)r->start,
 			(unsigned long long)r->end);
 	/* no fsync: tracking itself does not outlive a reboot, nor need its state */
 	if (fflush(f) || ferror(f)) {
@@ -181,6 +187,7 @@ int session_save(const struct session *s)
 void session_free(struct session *s)
 {
 	range_set_free(&s->cow);
+	range_set_free(&s->ours);
 }
 
 void session_remove(pid_t pid)

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What outlives one command: the tracking session of a process.  The
- * kernel keeps the tracking itself (the uffd in the target); this small
- * state file keeps who the target was, so that exec, pid reuse and lost
- * tracking are told apart from "nothing changed", and counts consuming
- * collections so that later work can tell whether dirty state was taken.
+ * kernel keeps the tracking itself, alive through the holder's reference
+ * (tracker/holder.h); this small state file keeps who the target and the
+ * holder were, so that exec, pid reuse and lost tracking are told apart
+ * from "nothing changed", and counts consuming collections so that later
+ * work can tell whether dirty state was taken.
  */
 #ifndef DT_SESSION_H
 #define DT_SESSION_H
@@ -26,7 +27,8 @@ struct session {
 	pid_t pid;
 	unsigned long long start_time;
 	uint64_t mm_id;		/* changes on exec */
-	int uffd_fd;		/* fd number in the target */
+	pid_t holder_pid;	/* the process that keeps the uffd alive */
+	unsigned long long holder_start;
 	uint64_t uffd_ino;
 	uint64_t generation;	/* consuming collections so far */
 	uint64_t started_unix;
@@ -38,6 +40,11 @@ struct session {
 	 * write the kernel reports, so a copy that disappears counts as written.
 	 */
 	struct range_set cow;
+	/*
+	 * What we registered: a mapping registered for async write-protect
+	 * that is not in here may be the application's own userfaultfd's.
+	 */
+	struct range_set ours;
 };
 
 uint64_t session_mm_id(const struct proc_stat *st);

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,8 +13,7 @@
 #include "lib/uapi.h"
 #include "lib/util.h"
 #include "pagemap/content.h"
-#include "tracker/inject.h"
-#include "tracker/seize.h"
+#include "tracker/holder.h"
 #include "tracker/tracker.h"
 #include "tracker/uffd.h"
 
@@ -46,7 +46,9 @@ static int relock(struct tracker *t)
 		t->sess.nskips = s.nskips;
 		memcpy(t->sess.skips, s.skips, sizeof(s.skips));
 		range_set_free(&t->sess.cow);
+		range_set_free(&t->sess.ours);
 		t->sess.cow = s.cow;
+		t->sess.ours = s.ours;
 		return 0;
 	}
 	session_free(&s);
@@ -126,6 +128,33 @@ static int find_unregistered(struct tracker *t, struct range_set *unreg)
 	return pm_scan(&t->scan, t->vmas.v[0].start, end, &q, add_unreg, unreg);
 }
 
+static bool covered(const struct range_set *s, uint64_t start, uint64_t end)
+{
+	struct range_set one = RANGE_SET_INIT, rest = RANGE_SET_INIT;
+	bool all;
+
+	if (range_set_add(&one, start, end) || range_set_subtract(&rest, &one, s))
+		die_oom();
+	all = range_set_pages(&rest) == 0;
+	range_set_free(&one);
+	range_set_free(&rest);
+	return all;
+}
+
+/* Register v; 0 ours now, else the errno the kernel gave. */
+static int try_register(struct tracker *t, const struct vma *v, int *nskips, int *err)
+{
+	int e = uffd_register_wp(t->uffd, v->start, v->end);
+
+	if (e == -ESRCH || (e == -ENOMEM && kill(t->pid, 0) && errno == ESRCH)) {
+		*err = pm_scan_error(t->pid, ESRCH);
+		return ESRCH;
+	}
+	if (e && *nskips < SESSION_MAX_SKIPS)
+		t->sess.skips[(*nskips)++] = (struct session_skip){ v->start, v->end, -e };
+	return -e;
+}
+
 static int refresh(struct tracker *t, bool do_register)
 {
 	struct range_set unreg = RANGE_SET_INIT;
@@ -145,6 +174,7 @@ static int refresh(struct tracker *t, bool do_register)
 	for (size_t i = 0; i < t->vmas.n && !err; i++) {
 		const struct vma *v = &t->vmas.v[i];
 		struct vma_track *vt = &t->track[i];
+		bool registered = !range_set_overlaps(&unreg, v->start, v->end);
 		int e;
 
 		if (v->kind == VMA_SPECIAL) {
@@ -152,40 +182,55 @@ static int refresh(struct tracker *t, bool do_register)
 			vt->reason = "special mapping";
 			continue;
 		}
-		if (!range_set_overlaps(&unreg, v->start, v->end)) {
+		if (registered && covered(&s->ours, v->start, v->end)) {
 			vt->state = VMA_TRACKED;
 			set_add(&t->tracked, v->start, v->end);
 			continue;
 		}
-		if (v->prot == PROT_NONE) {
+		if (!registered && v->prot == PROT_NONE) {
 			/* nothing can write it; arming would only cost page tables */
 			vt->state = VMA_SKIPPED;
 			vt->reason = "no access (PROT_NONE)";
 			continue;
 		}
-		if (!do_register) {
+		if (!registered && !do_register) {
 			vt->reason = session_skip_reason(s, v);
 			vt->state = vt->reason ? VMA_SKIPPED : VMA_NEW;
 			continue;
 		}
-		e = uffd_register_wp(t->uffd, v->start, v->end);
+		/*
+		 * Registered by someone, not known to be us: registering again
+		 * tells (nothing changes if it is ours, EBUSY if another
+		 * userfaultfd owns it: the application's own is left alone).
+		 */
+		e = try_register(t, v, &nskips, &err);
+		if (e == ESRCH && err)
+			break;
+		if (e == 0 && registered) {
+			/*
+			 * Ours already (grown in place, or a session adopted):
+			 * a page we never armed has no uffd-wp bit and reads
+			 * as written, so its bits can be trusted as they are.
+			 */
+			vt->state = VMA_TRACKED;
+			set_add(&t->tracked, v->start, v->end);
+			continue;
+		}
 		if (e == 0) {
 			vt->state = VMA_NEW;
 			set_add(&t->tracked, v->start, v->end);
 			set_add(&t->fresh, v->start, v->end);
 			continue;
 		}
-		if (e == -ESRCH || (e == -ENOMEM && kill(t->pid, 0) && errno == ESRCH)) {
-			err = pm_scan_error(t->pid, ESRCH);
-			break;
-		}
 		vt->state = VMA_SKIPPED;
-		vt->reason = register_reason(-e);
-		if (nskips < SESSION_MAX_SKIPS)
-			s->skips[nskips++] = (struct session_skip){ v->start, v->end, -e };
+		vt->reason = register_reason(e);
 	}
-	if (do_register)
+	if (do_register && !err) {
 		s->nskips = nskips;
+		range_set_free(&s->ours);
+		if (range_set_copy(&s->ours, &t->tracked))
+			die_oom();
+	}
 	range_set_free(&unreg);
 	return err ? -1 : 0;
 }
@@ -303,10 +348,11 @@ static int open_common(struct tracker *t, pid_t pid, enum dirty_backend b)
 }
 
 /* The session file's word on why a live process has no tracking. */
-static int explain_untracked(pid_t pid, const struct proc_stat *st)
+static int explain_untracked(struct tracker *t)
 {
+	const struct proc_stat *st = &t->stat;
+	pid_t pid = t->pid;
 	struct session s;
-
 	int r = session_load(pid, &s);
 
 	session_free(&s);
@@ -322,29 +368,72 @@ static int explain_untracked(pid_t pid, const struct proc_stat *st)
 	if (s.mm_id != session_mm_id(st))
 		return dt_err(DT_EXIT_GONE, "process %d exec'd a new program: tracking ended with "
 			      "its old address space", pid);
-	return dt_err(DT_EXIT_GONE, "process %d closed its tracking fd %d: tracking was lost",
-		      pid, s.uffd_fd);
+	t->lost = true;
+	return dt_err(DT_EXIT_ERROR, "tracking of process %d was lost: its holder (pid %d) is "
+		      "gone", pid, s.holder_pid);
 }
 
-/* Who the target is and whether it holds our uffd: 1 yes, 0 no, -1. */
-static int probe(struct tracker *t, pid_t pid, struct uffd_in_target *u)
+/* May we look at the target at all?  Said before anything is created. */
+static int check_access(pid_t pid)
+{
+	char path[64];
+	DIR *d;
+
+	proc_path(pid, "fd", path, sizeof(path));
+	d = opendir(path);
+	if (d) {
+		closedir(d);
+		return 0;
+	}
+	if (errno == EACCES || errno == EPERM)
+		return dt_err_sys(DT_EXIT_PERM, "cannot read the fds of process %d", pid);
+	return dt_err(DT_EXIT_GONE, "process %d: no such process", pid);
+}
+
+/* Who the target is and whether a holder of ours tracks it: 1, 0, -1. */
+static int probe(struct tracker *t, pid_t pid)
 {
 	tracker_init(t, pid);
-	if (proc_stat_read(pid, &t->stat))
-		return -1;
-	/* permission first: a user who may not trace it hears that, not more */
-	if (uffd_find(pid, u) < 0)
+	if (proc_stat_read(pid, &t->stat) || check_access(pid))
 		return -1;
 	t->lock_fd = session_lock(pid);
 	if (t->lock_fd < 0)
 		return -1;
-	return uffd_find(pid, u);
+	return holder_query(pid, t->stat.start_time, &t->holder, &t->uffd);
+}
+
+static void new_session(struct tracker *t)
+{
+	session_free(&t->sess);
+	memset(&t->sess, 0, sizeof(t->sess));
+	t->sess.pid = t->pid;
+	t->sess.start_time = t->stat.start_time;
+	t->sess.mm_id = session_mm_id(&t->stat);
+	t->sess.holder_pid = t->holder.holder_pid;
+	t->sess.holder_start = t->holder.holder_start;
+	t->sess.uffd_ino = t->holder.uffd_ino;
+	t->sess.started_unix = t->holder.started_unix;
+}
+
+/* A holder answered: take the session it belongs to. */
+static int open_tracked(struct tracker *t, enum dirty_backend b)
+{
+	if (session_load(t->pid, &t->sess) <= 0 || t->sess.start_time != t->stat.start_time ||
+	    t->sess.uffd_ino != t->holder.uffd_ino || t->sess.holder_pid != t->holder.holder_pid) {
+		/* tracked, but by a session whose record we lack: adopt it */
+		new_session(t);
+	}
+	t->sess.mm_id = session_mm_id(&t->stat);
+	if (open_common(t, t->pid, b)) {
+		tracker_close(t);
+		return -1;
+	}
+	return 0;
 }
 
 int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t)
 {
-	struct uffd_in_target u;
-	int found = probe(t, pid, &u);
+	int found = probe(t, pid);
 
 	if (found <= 0)
 		tracker_unlock(t);
@@ -352,137 +441,73 @@ int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t)
 		return -1;
 	if (!found) {
 		t->untracked = true;
-		return explain_untracked(pid, &t->stat);
+		return explain_untracked(t);
 	}
-	if (session_load(pid, &t->sess) <= 0 || t->sess.start_time != t->stat.start_time ||
-	    t->sess.uffd_ino != u.ino) {
-		/* tracked, but by someone whose state we lack: adopt it */
-		session_free(&t->sess);
-		memset(&t->sess, 0, sizeof(t->sess));
-		t->sess.pid = pid;
-		t->sess.start_time = t->stat.start_time;
-		t->sess.uffd_ino = u.ino;
-		t->sess.started_unix = (uint64_t)time(NULL);
-	}
-	t->sess.uffd_fd = u.fd;
-	t->sess.mm_id = session_mm_id(&t->stat);
-	if (uffd_grab(pid, u.fd, &t->uffd) || open_common(t, pid, b)) {
-		tracker_close(t);
-		return -1;
-	}
-	return 0;
-}
-
-/* Inject the uffd while every thread is stopped; we hold a handle after. */
-static int create_uffd(struct tracker *t, struct uffd_in_target *u)
-{
-	struct seized s;
-	struct injector in;
-	int err;
-
-	if (seize_all(t->pid, &s))
-		return -1;
-	err = inject_begin(&in, &s);
-	if (!err)
-		err = uffd_create_in_target(&in, &u->fd);
-	if (!err) {
-		err = uffd_grab(t->pid, u->fd, &t->uffd);
-		if (!err)
-			err = uffd_enable(t->uffd);
-		if (err) {
-			/* leave nothing behind: the target gets its fd table back */
-			if (t->uffd >= 0)
-				close(t->uffd);
-			t->uffd = -1;
-			uffd_close_in_target(&in, u->fd);
-		}
-	}
-	if (inject_end(&in) && !err)
-		err = -1;
-	seize_release(&s, false);
-	return err;
+	return open_tracked(t, b);
 }
 
 int tracker_start(pid_t pid, enum dirty_backend b, struct tracker *t, bool *already)
 {
-	struct uffd_in_target u = { 0 };
 	struct range_set armed = RANGE_SET_INIT;
-	int found = probe(t, pid, &u);
+	int found = probe(t, pid), commit = -1;
 
 	*already = false;
-	if (found != 0)
+	if (found < 0) {
 		tracker_unlock(t);
-	if (found < 0)
 		return -1;
+	}
 	if (found) {
 		*already = true;
-		return tracker_open(pid, b, t);
+		return open_tracked(t, b);
 	}
-	if (create_uffd(t, &u)) {
+	/* the holder attaches and injects; we register, arm and record */
+	if (holder_spawn(pid, t->stat.start_time, &t->uffd, &commit, &t->holder)) {
 		tracker_unlock(t);
 		return -1;
 	}
-	session_free(&t->sess);
-	memset(&t->sess, 0, sizeof(t->sess));
-	t->sess.pid = pid;
-	t->sess.start_time = t->stat.start_time;
-	t->sess.mm_id = session_mm_id(&t->stat);
-	t->sess.uffd_fd = u.fd;
-	t->sess.started_unix = (uint64_t)time(NULL);
-	if (uffd_find(pid, &u) == 1)
-		t->sess.uffd_ino = u.ino;
+	new_session(t);
 	/* register every mapping, then arm: the first collection is the baseline */
-	if (open_common(t, pid, b) || tracker_collect(t, true, &armed) || tracker_inspect(t)) {
+	if (open_common(t, pid, b) || tracker_collect(t, true, &armed) || tracker_inspect(t) ||
+	    (t->sess.generation = 0, session_save(&t->sess)) || holder_commit(commit)) {
+		struct dt_err_saved first;
+
+		/* the holder ends with its target: say that, not how we noticed */
+		if (dt_err_kind() != DT_EXIT_GONE) {
+			dt_err_save(&first);
+			dt_err_clear();
+			explain_gone(t);
+			if (dt_err_kind() != DT_EXIT_GONE)
+				dt_err_restore(&first);
+		}
+
+		/* leave the target as we found it: the holder goes, and tracking with it */
+		dt_err_save(&first);
+		holder_abandon(commit);
+		session_remove(pid);
 		range_set_free(&armed);
 		tracker_close(t);
-		/* leave the target as we found it: without our fd */
-		if (dt_err_kind() != DT_EXIT_GONE) {
-			struct dt_err_saved first;
-
-			dt_err_save(&first);
-			tracker_stop(pid);
-			dt_err_restore(&first);
-		}
+		dt_err_restore(&first);
 		return -1;
 	}
 	range_set_free(&armed);
-	t->sess.generation = 0;
-	return session_save(&t->sess);
+	return 0;
 }
 
 int tracker_stop(pid_t pid)
 {
-	struct uffd_in_target u;
 	struct proc_stat st;
-	struct seized s;
-	struct injector in;
-	int found, err, lock;
+	int r, lock;
 
-	if (proc_stat_read(pid, &st) || uffd_find(pid, &u) < 0)
+	if (proc_stat_read(pid, &st) || check_access(pid))
 		return -1;
+	/* stop does not depend on the state directory: without it, no lock */
 	lock = session_lock(pid);
-	if (lock < 0)
-		return -1;
-	found = uffd_find(pid, &u);
-	if (found <= 0) {
-		if (found == 0)
-			session_remove(pid);
-		session_unlock(lock);
-		return found;
-	}
-	err = seize_all(pid, &s);
-	if (!err) {
-		err = inject_begin(&in, &s);
-		if (!err)
-			err = uffd_close_in_target(&in, u.fd);
-		if (inject_end(&in) && !err)
-			err = -1;
-		seize_release(&s, false);
-	}
-	if (!err)
+	dt_err_clear();
+	r = holder_stop(pid, st.start_time);
+	if (r >= 0)
 		session_remove(pid);
 	session_unlock(lock);
-	return err ? -1 : 1;
+	return r;
 }
 
 /* smaps VmFlags: what maps cannot say (device memory, may-write). */

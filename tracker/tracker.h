@@ -13,6 +13,7 @@
 #include "pagemap/dirty.h"
 #include "pagemap/rangeset.h"
 #include "pagemap/scan.h"
+#include "tracker/holder.h"
 #include "tracker/proc.h"
 #include "tracker/session.h"
 
@@ -31,6 +32,7 @@ struct tracker {
 	pid_t pid;
 	struct proc_stat stat;
 	struct session sess;
+	struct holder_info holder;	/* who keeps the uffd alive */
 	int uffd;			/* our handle on the target's uffd */
 	struct pm_scanner scan;
 	struct dirty_reader reader;
@@ -40,6 +42,7 @@ struct tracker {
 	struct range_set fresh;		/* registered by the last refresh */
 	uint64_t collect_ns;
 	bool untracked;			/* open failed: not tracked (see error) */
+	bool lost;			/* ... because its holder is gone */
 	int lock_fd;			/* the session lock, while held */
 };
 
@@ -61,7 +64,10 @@ void tracker_unlock(struct tracker *t);
 int tracker_inspect(struct tracker *t);
 void tracker_close(struct tracker *t);
 
-/* 1 when it was tracked and now is not, 0 when it was not tracked. */
+/*
+ * 1 when it was tracked and now is not, 0 when it was not tracked.  The
+ * holder ends; the state directory is not needed for that.
+ */
 int tracker_stop(pid_t pid);
 
 /* Where the written pages are, by VMA kind. */

@@ -70,3 +70,39 @@ def check(cond, msg=''):
 def check_eq(got, want, what=''):
     if got != want:
         raise AssertionError(f'{what}: got {got!r}, want {want!r}')
+
+
+def holders(target_pid=None):
+    """Live holder processes (dirtytrack __holder PID START), optionally of
+    one target: {holder pid: target pid}.  Zombies waiting for init to reap
+    them hold nothing and do not count."""
+    found = {}
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f'/proc/{name}/cmdline', 'rb') as f:
+                argv = f.read().split(b'\0')
+            with open(f'/proc/{name}/stat') as f:
+                state = f.read().rsplit(')', 1)[1].split()[0]
+        except OSError:
+            continue
+        if len(argv) < 3 or argv[1] != b'__holder' or state in 'ZX':
+            continue
+        tp = int(argv[2])
+        if target_pid is None or tp == target_pid:
+            found[int(name)] = tp
+    return found
+
+
+def uffd_fds(pid):
+    """The userfaultfd fds in pid's fd table."""
+    out = []
+    d = f'/proc/{pid}/fd'
+    for name in os.listdir(d):
+        try:
+            if os.readlink(f'{d}/{name}') == 'anon_inode:[userfaultfd]':
+                out.append(int(name))
+        except OSError:
+            pass
+    return sorted(out)

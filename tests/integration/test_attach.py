@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from common import TargetError, check, check_eq
+from common import TargetError, check, check_eq, holders
 
 UFFD_LINK = 'anon_inode:[userfaultfd]'
 EXIT_ERROR, EXIT_PERM, EXIT_UNSUPPORTED, EXIT_GONE = 2, 3, 4, 5
@@ -133,15 +133,15 @@ def no_output(t, secs):
 # -- running dirtytrack -----------------------------------------------------
 
 def start(ctx, t, already=False):
-    before = uffds(t.pid)
+    before = holders(t.pid)
     doc = ctx.json('start', t.pid)
     check_eq(doc['pid'], t.pid, 'start: pid')
     check_eq(doc['already_tracked'], already, 'start: already_tracked')
-    fd = doc['uffd_fd']
-    check(fd >= 1000, f'start: uffd_fd {fd} < 1000')
-    check_eq(uffds(t.pid), [fd], 'userfaultfd fds in the target after start')
+    holder = doc['holder']['pid']
+    check_eq(holders(t.pid), {holder: t.pid}, 'holder processes after start')
+    check_eq(uffds(t.pid), [], 'userfaultfd fds in the target after start')
     if already:
-        check_eq(before, [fd], 'uffd fd changed by a second start')
+        check_eq(before, {holder: t.pid}, 'holder changed by a second start')
     return doc
 
 
@@ -149,6 +149,7 @@ def stop(ctx, t, was=True):
     doc = ctx.json('stop', t.pid)
     check_eq(doc, {'pid': t.pid, 'was_tracked': was}, 'stop -j')
     check_eq(uffds(t.pid), [], 'userfaultfd fds in the target after stop')
+    check_eq(holders(t.pid), {}, 'holder processes after stop')
     return doc
 
 
@@ -321,10 +322,11 @@ def test_target_left_as_found(ctx):
                  'sigmask set up by the test')
         check_eq(uw_vmas(t.pid), [], 'uw VMAs before start')
 
-        fd = start(ctx, t)['uffd_fd']
+        start(ctx, t)
         now = snap()
-        check_eq(now['fd_table'], {**orig['fd_table'], fd: UFFD_LINK}, 'fd table while tracked')
-        check_eq(now['fds'], orig['fds'] + 1, 'fd count while tracked')
+        # nothing of ours in the target: its fd table is exactly as it was
+        check_eq(now['fd_table'], orig['fd_table'], 'fd table while tracked')
+        check_eq(now['fds'], orig['fds'], 'fd count while tracked')
         check(uw_vmas(t.pid), 'no VMA registered for uffd-wp while tracked')
         for key in ('sigmask', 'signals', 'code', 'checksum'):
             check_eq(now[key], orig[key], f'{key} while tracked')
@@ -344,7 +346,7 @@ def test_start_stop_idempotent(ctx):
     with ctx.target() as t:
         first = start(ctx, t)
         second = start(ctx, t, already=True)
-        check_eq(second['uffd_fd'], first['uffd_fd'], 'uffd fd of the second start')
+        check_eq(second['holder'], first['holder'], 'holder of the second start')
         rc, out, _ = ctx.run('start', t.pid)
         check_eq(rc, 0, 'third start (text)')
         check('already tracked' in out, f'text start output: {out!r}')
@@ -422,9 +424,9 @@ def test_unprivileged_user(ctx):
         check_eq(uw_vmas(t.pid), [], 'uw VMAs after refused start')
         check_eq(t.getpid(), t.pid, 'target answers')
         # and the same user's refusal does not disturb a tracked target
-        fd = start(ctx, t)['uffd_fd']
+        holder = start(ctx, t)['holder']['pid']
         fails(ctx, ['stop', t.pid], EXIT_PERM, 'stop', t.pid, user=65534)
-        check_eq(uffds(t.pid), [fd], 'uffd fd after refused stop')
+        check_eq(holders(t.pid), {holder: t.pid}, 'holder after refused stop')
         stop(ctx, t)
 
 
@@ -505,11 +507,11 @@ def test_leader_thread_exited(ctx):
             time.sleep(0.01)
         rc, out, err = ctx.run('-j', 'start', p.pid, timeout=10)
         check_eq(rc, 0, f'start on a process whose leader exited ({err.strip()!r})')
-        fd = json.loads(out)['uffd_fd']
-        check_eq(uffds(p.pid), [fd], 'uffd fds after start')
+        holder = json.loads(out)['holder']['pid']
+        check_eq(holders(p.pid), {holder: p.pid}, 'holder after start')
         rc, out, err = ctx.run('-j', 'stop', p.pid, timeout=10)
         check_eq((rc, json.loads(out)), (0, {'pid': p.pid, 'was_tracked': True}), 'stop')
-        check_eq(uffds(p.pid), [], 'uffd fds after stop')
+        check_eq(holders(p.pid), {}, 'holder after stop')
         check(p.poll() is None, 'helper died')
     finally:
         p.kill()

@@ -1,0 +1,634 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/err.h"
+#include "lib/uapi.h"
+#include "lib/util.h"
+#include "tracker/events.h"
+#include "tracker/holder.h"
+#include "tracker/inject.h"
+#include "tracker/proc.h"
+#include "tracker/seize.h"
+#include "tracker/session.h"
+#include "tracker/uffd.h"
+
+#define HOLDER_MAGIC 0x64746864u	/* "dthd" */
+#define HOLDER_VERSION 1
+#define HOLDER_CHAN_FD 3		/* where the spawned holder finds its fds */
+#define HOLDER_LISTEN_FD 4
+#define HOLDER_IO_TIMEOUT_S 5
+
+enum holder_op { HOLDER_OP_INFO = 1, HOLDER_OP_GET = 2, HOLDER_OP_STOP = 3 };
+
+struct holder_request {
+	uint32_t magic, version, op;
+};
+
+/* The one message the holder sends: its state, or why it could not attach. */
+struct holder_msg {
+	uint32_t magic, version;
+	int32_t status;			/* 0, or the dt_exit kind of the error */
+	char error[512];
+	int32_t holder_pid;
+	int32_t target_pid;
+	uint64_t target_start;
+	uint64_t uffd_ino;
+	uint64_t started_unix;
+	uint32_t events;
+	char events_why[160];
+	uint64_t forks;
+	int32_t last_child;
+	uint32_t events_lost;
+};
+
+static int pidfd_open(pid_t pid)
+{
+	return (int)syscall(__NR_pidfd_open, pid, 0);
+}
+
+/* The abstract address: no file to plant, no state directory needed. */
+static socklen_t holder_addr(pid_t pid, unsigned long long start, struct sockaddr_un *sa)
+{
+	int n;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "dirtytrack/holder/%u/%d/%llu",
+		     (unsigned)geteuid(), pid, start);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+static void set_timeouts(int fd)
+{
+	struct timeval tv = { HOLDER_IO_TIMEOUT_S, 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static int send_with_fd(int sock, const void *buf, size_t len, int fd)
+{
+	char ctl[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		m.msg_control = ctl;
+		m.msg_controllen = sizeof(ctl);
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &m, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+/* Bytes received (0 at EOF) or -1; *fd gets a passed fd or -1. */
+static ssize_t recv_with_fd(int sock, void *buf, size_t len, int *fd)
+{
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { buf, len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			    .msg_controllen = sizeof(ctl) };
+	ssize_t n;
+
+	*fd = -1;
+	do
+		n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(fd, CMSG_DATA(c), sizeof(int));
+	return n;
+}
+
+static void info_from_msg(const struct holder_msg *m, struct holder_info *info)
+{
+	struct proc_stat st;
+
+	memset(info, 0, sizeof(*info));
+	info->holder_pid = m->holder_pid;
+	if (proc_stat_read(m->holder_pid, &st) == 0)
+		info->holder_start = st.start_time;
+	dt_err_clear();
+	info->target_pid = m->target_pid;
+	info->target_start = m->target_start;
+	info->uffd_ino = m->uffd_ino;
+	info->started_unix = m->started_unix;
+	info->events = m->events;
+	snprintf(info->events_why, sizeof(info->events_why), "%.*s",
+		 (int)sizeof(m->events_why) - 1, m->events_why);
+	info->forks = m->forks;
+	info->last_child = m->last_child;
+	info->events_lost = m->events_lost;
+}
+
+/* ---- the command's side ------------------------------------------------ */
+
+static int spawn_holder(pid_t pid, unsigned long long start, int chan, int lsock)
+{
+	char pidbuf[16], startbuf[24];
+	char *argv[] = { "dirtytrack", HOLDER_COMMAND, pidbuf, startbuf, NULL };
+	pid_t child;
+	int st;
+
+	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
+	snprintf(startbuf, sizeof(startbuf), "%llu", start);
+	child = fork();
+	if (child < 0)
+		return dt_err_sys(0, "fork");
+	if (child == 0) {
+		/* a session of its own: no terminal, no job-control signals */
+		if (setsid() < 0 || fork() != 0)
+			_exit(0);
+		/* out of the way first: either may sit where the other must go */
+		int c = fcntl(chan, F_DUPFD, 16), l = fcntl(lsock, F_DUPFD, 16);
+		int null = open("/dev/null", O_RDWR);
+
+		if (c < 0 || l < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+		    dup2(null, 2) < 0 || dup2(c, HOLDER_CHAN_FD) < 0 ||
+		    dup2(l, HOLDER_LISTEN_FD) < 0 || chdir("/"))
+			_exit(127);
+		syscall(__NR_close_range, HOLDER_LISTEN_FD + 1, ~0U, 0);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	return 0;
+}
+
+int holder_spawn(pid_t pid, unsigned long long start_time, int *uffd, int *commit,
+		 struct holder_info *info)
+{
+	struct sockaddr_un sa;
+	socklen_t len = holder_addr(pid, start_time, &sa);
+	struct holder_msg m;
+	int sv[2], lsock, fd;
+	ssize_t n;
+
+	*uffd = *commit = -1;
+	lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (lsock < 0)
+		return dt_err_sys(0, "socket");
+	if (bind(lsock, (struct sockaddr *)&sa, len) || listen(lsock, 16)) {
+		if (errno == EADDRINUSE)
+			dt_err(DT_EXIT_ERROR, "process %d is being tracked by another holder "
+			       "(a start running at the same time?)", pid);
+		else
+			dt_err_sys(0, "binding the holder's socket");
+		close(lsock);
+		return -1;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		close(lsock);
+		return dt_err_sys(0, "socketpair");
+	}
+	if (spawn_holder(pid, start_time, sv[1], lsock)) {
+		close(lsock);
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	close(lsock);
+	close(sv[1]);
+	n = recv_with_fd(sv[0], &m, sizeof(m), &fd);
+	if (n != (ssize_t)sizeof(m) || m.magic != HOLDER_MAGIC) {
+		if (fd >= 0)
+			close(fd);
+		close(sv[0]);
+		return dt_err(DT_EXIT_ERROR, "the holder process for %d died while attaching "
+			      "(the target is left as it was)", pid);
+	}
+	if (m.status) {
+		if (fd >= 0)
+			close(fd);
+		close(sv[0]);
+		return dt_err((enum dt_exit)m.status, "%.*s", (int)sizeof(m.error) - 1, m.error);
+	}
+	if (fd < 0) {
+		close(sv[0]);
+		return dt_err(DT_EXIT_ERROR, "the holder process for %d sent no userfaultfd", pid);
+	}
+	/* the pair was made before the fork: the holder says who it is */
+	info_from_msg(&m, info);
+	*uffd = fd;
+	*commit = sv[0];
+	return 0;
+}
+
+int holder_commit(int commit)
+{
+	char ok = 1;
+	int err = send(commit, &ok, 1, MSG_NOSIGNAL) == 1 ? 0 : -1;
+
+	if (err)
+		dt_err_sys(0, "the holder did not take the commit");
+	close(commit);
+	return err;
+}
+
+void holder_abandon(int commit)
+{
+	if (commit >= 0)
+		close(commit);
+}
+
+/* 1 connected (fd in *sock, the holder's pid in *holder), 0 none, -1 error. */
+static int holder_connect(pid_t pid, unsigned long long start, int *sock, pid_t *holder)
+{
+	struct sockaddr_un sa;
+	socklen_t len = holder_addr(pid, start, &sa);
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return dt_err_sys(0, "socket");
+	if (connect(fd, (struct sockaddr *)&sa, len)) {
+		int e = errno;
+
+		close(fd);
+		if (e == ECONNREFUSED || e == ENOENT)
+			return 0;
+		errno = e;
+		return dt_err_sys(0, "connecting to the holder of process %d", pid);
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen)) {
+		close(fd);
+		return dt_err_sys(0, "SO_PEERCRED");
+	}
+	if (cred.uid != geteuid()) {
+		close(fd);
+		return dt_err(DT_EXIT_PERM, "the holder address of process %d is taken by process %d "
+			      "of user %u, not ours: refusing to use it", pid, cred.pid, cred.uid);
+	}
+	set_timeouts(fd);
+	*sock = fd;
+	*holder = cred.pid;
+	return 1;
+}
+
+static int holder_call(pid_t pid, unsigned long long start, enum holder_op op,
+		       struct holder_info *info, int *uffd, pid_t *holder_out)
+{
+	struct holder_request rq = { HOLDER_MAGIC, HOLDER_VERSION, op };
+	struct holder_msg m;
+	pid_t holder = 0;
+	int sock = -1, fd, r = holder_connect(pid, start, &sock, &holder);
+	ssize_t n;
+
+	if (r <= 0)
+		return r;
+	if (send(sock, &rq, sizeof(rq), MSG_NOSIGNAL) != sizeof(rq)) {
+		close(sock);
+		return dt_err_sys(0, "asking the holder of process %d", pid);
+	}
+	n = recv_with_fd(sock, &m, sizeof(m), &fd);
+	close(sock);
+	if (n != (ssize_t)sizeof(m) || m.magic != HOLDER_MAGIC || m.version != HOLDER_VERSION ||
+	    m.target_pid != pid || m.target_start != start || m.holder_pid != holder) {
+		if (fd >= 0)
+			close(fd);
+		if (n == 0 && op == HOLDER_OP_STOP)
+			return 0;	/* it was on its way out */
+		return dt_err(DT_EXIT_ERROR, "the holder of process %d (pid %d) gave no valid answer "
+			      "(another version of dirtytrack?)", pid, holder);
+	}
+	info_from_msg(&m, info);
+	if (holder_out)
+		*holder_out = holder;
+	if (uffd)
+		*uffd = fd;
+	else if (fd >= 0)
+		close(fd);
+	if (uffd && fd < 0)
+		return dt_err(DT_EXIT_ERROR, "the holder of process %d sent no userfaultfd", pid);
+	return 1;
+}
+
+int holder_query(pid_t pid, unsigned long long start_time, struct holder_info *info, int *uffd)
+{
+	return holder_call(pid, start_time, uffd ? HOLDER_OP_GET : HOLDER_OP_INFO, info, uffd, NULL);
+}
+
+int holder_stop(pid_t pid, unsigned long long start_time)
+{
+	struct holder_info info;
+	pid_t holder = 0;
+	int r = holder_call(pid, start_time, HOLDER_OP_STOP, &info, NULL, &holder), pidfd;
+	struct pollfd p;
+
+	if (r <= 0 || holder <= 0)
+		return r;
+	/* when we return, its reference on the target's memory is gone */
+	pidfd = pidfd_open(holder);
+	if (pidfd < 0)
+		return 1;
+	p = (struct pollfd){ pidfd, POLLIN, 0 };
+	if (poll(&p, 1, HOLDER_IO_TIMEOUT_S * 1000) == 0) {
+		close(pidfd);
+		return dt_err(DT_EXIT_ERROR, "the holder of process %d (pid %d) did not exit", pid,
+			      holder);
+	}
+	close(pidfd);
+	return 1;
+}
+
+/* ---- the holder's side ------------------------------------------------- */
+
+struct holder {
+	pid_t pid;
+	unsigned long long start;
+	uint64_t mm_id;
+	int uffd, pidfd, chan, lsock, sigfd;
+	pid_t requester;		/* the command that spawned us, for fault points */
+	struct holder_msg state;
+	struct proc_events ev;
+	bool done;
+};
+
+static struct holder *the_holder;
+
+/* A fault point of the injection: the command dies there, as a kill would do. */
+static void kill_requester(const char *point)
+{
+	struct holder *h = the_holder;
+	int pidfd;
+	struct pollfd p;
+
+	(void)point;
+	if (!h || h->requester <= 0)
+		return;
+	pidfd = pidfd_open(h->requester);
+	kill(h->requester, SIGKILL);
+	if (pidfd >= 0) {
+		p = (struct pollfd){ pidfd, POLLIN, 0 };
+		poll(&p, 1, 5000);
+		close(pidfd);
+	}
+}
+
+static void fill_error(struct holder_msg *m)
+{
+	m->status = dt_err_kind() ? (int32_t)dt_err_kind() : DT_EXIT_ERROR;
+	snprintf(m->error, sizeof(m->error), "%s", dt_err_msg());
+}
+
+/* Seize, make the target call userfaultfd(), take it out, close it there. */
+static int attach(struct holder *h)
+{
+	struct proc_stat st;
+	struct seized s;
+	struct injector in;
+	int err;
+
+	if (proc_stat_read(h->pid, &st))
+		return -1;
+	if (st.start_time != h->start)
+		return dt_err(DT_EXIT_GONE, "process %d exited (the pid now belongs to another "
+			      "process)", h->pid);
+	h->mm_id = session_mm_id(&st);
+	if (seize_all(h->pid, &s))
+		return -1;
+	dt_fault_point("after-seize");
+	err = s.start_time != h->start
+		      ? dt_err(DT_EXIT_GONE, "process %d exited while being attached", h->pid)
+		      : inject_begin(&in, &s);
+	if (!err)
+		err = uffd_create_in_target(&in, &h->uffd);
+	if (s.start_time == h->start && inject_end(&in) && !err)
+		err = -1;
+	seize_release(&s, false);
+	if (!err)
+		err = uffd_enable(h->uffd);
+	return err;
+}
+
+static int wait_commit(struct holder *h)
+{
+	struct pollfd p[2] = { { h->chan, POLLIN, 0 }, { h->pidfd, POLLIN, 0 } };
+	char c;
+
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (p[1].revents)
+			return -1;	/* the target is gone */
+		if (p[0].revents) {
+			ssize_t n = recv(h->chan, &c, 1, 0);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			return n == 1 ? 0 : -1;	/* EOF: the command died first */
+		}
+	}
+}
+
+static void on_event(void *ctx, const struct proc_event_seen *ev)
+{
+	struct holder *h = ctx;
+
+	if (ev->kind == PROC_EV_FORK) {
+		h->state.forks++;
+		h->state.last_child = ev->child;
+	} else {
+		h->done = true;		/* exec or exit: tracking ends with the address space */
+	}
+}
+
+static void look_at_target(struct holder *h)
+{
+	struct proc_stat st;
+
+	if (proc_stat_read(h->pid, &st) || st.start_time != h->start ||
+	    session_mm_id(&st) != h->mm_id)
+		h->done = true;
+	dt_err_clear();
+}
+
+static void serve(struct holder *h)
+{
+	struct holder_request rq;
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	int c = accept4(h->lsock, NULL, NULL, SOCK_CLOEXEC);
+	ssize_t n;
+
+	if (c < 0)
+		return;
+	/* only our own user, or root, may have the fd */
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) ||
+	    (cred.uid != geteuid() && cred.uid != 0)) {
+		close(c);
+		return;
+	}
+	set_timeouts(c);
+	n = recv(c, &rq, sizeof(rq), 0);
+	if (n == sizeof(rq) && rq.magic == HOLDER_MAGIC && rq.version == HOLDER_VERSION) {
+		if (rq.op == HOLDER_OP_STOP)
+			h->done = true;
+		/* exec may have come before its event: never hand out a stale context */
+		if (rq.op == HOLDER_OP_GET)
+			look_at_target(h);
+		if (!h->done || rq.op == HOLDER_OP_STOP)
+			send_with_fd(c, &h->state, sizeof(h->state),
+				     rq.op == HOLDER_OP_GET ? h->uffd : -1);
+	}
+	close(c);
+}
+
+/* Subscribed before the attach: no fork or exec falls between the two. */
+static void open_events(struct holder *h)
+{
+	bool events = proc_events_open(&h->ev, h->pid) == 0;
+
+	h->state.events = events ? HOLDER_EVENTS_CONNECTOR : HOLDER_EVENTS_POLL;
+	snprintf(h->state.events_why, sizeof(h->state.events_why), "%s",
+		 events ? "" : dt_err_msg());
+	dt_err_clear();
+}
+
+static void holder_loop(struct holder *h)
+{
+	bool events = h->state.events == HOLDER_EVENTS_CONNECTOR;
+
+	/* what happened while we waited for the commit */
+	if (events) {
+		bool lost;
+
+		proc_events_read(&h->ev, on_event, h, &lost);
+	}
+	look_at_target(h);
+	while (!h->done) {
+		struct pollfd p[4] = {
+			{ h->lsock, POLLIN, 0 }, { h->pidfd, POLLIN, 0 }, { h->sigfd, POLLIN, 0 },
+			{ events ? proc_events_fd(&h->ev) : -1, POLLIN, 0 },
+		};
+		int r = poll(p, 4, events ? -1 : 1000);
+
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r <= 0) {
+			look_at_target(h);
+			continue;
+		}
+		if (p[1].revents || p[2].revents)
+			break;
+		if (p[3].revents) {
+			bool lost;
+
+			proc_events_read(&h->ev, on_event, h, &lost);
+			if (lost) {
+				h->state.events_lost = 1;
+				look_at_target(h);
+			}
+		}
+		if (!h->done && p[0].revents)
+			serve(h);
+	}
+}
+
+static void holder_signals(struct holder *h)
+{
+	static const int ignored[] = { SIGINT, SIGQUIT, SIGHUP, SIGTSTP, SIGTTIN, SIGTTOU,
+				       SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM };
+	sigset_t term;
+
+	for (size_t i = 0; i < ARRAY_SIZE(ignored); i++)
+		signal(ignored[i], SIG_IGN);
+	/* SIGTERM ends us, but only between requests: never mid-injection */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, NULL);
+	h->sigfd = signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int holder_main(int argc, char **argv)
+{
+	struct holder h = { .uffd = -1, .pidfd = -1, .chan = HOLDER_CHAN_FD,
+			    .lsock = HOLDER_LISTEN_FD, .sigfd = -1 };
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	unsigned long long start;
+	int pid;
+
+	if (argc != 4 || !parse_int(argv[2], &pid) || pid <= 0 ||
+	    sscanf(argv[3], "%llu", &start) != 1) {
+		fprintf(stderr, "dirtytrack: %s is internal: it is spawned by start\n", HOLDER_COMMAND);
+		return DT_EXIT_ERROR;
+	}
+	prctl(PR_SET_NAME, "dt-holder");
+	fcntl(h.chan, F_SETFD, FD_CLOEXEC);
+	fcntl(h.lsock, F_SETFD, FD_CLOEXEC);
+	/* listening again makes the peer credentials its clients see ours */
+	listen(h.lsock, 16);
+	holder_signals(&h);
+	h.pid = pid;
+	h.start = start;
+	the_holder = &h;
+	if (getsockopt(h.chan, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+		h.requester = cred.pid;
+	dt_fault_set_handler(kill_requester);
+	h.state = (struct holder_msg){ .magic = HOLDER_MAGIC, .version = HOLDER_VERSION,
+				       .holder_pid = getpid(), .target_pid = pid,
+				       .target_start = start,
+				       .started_unix = (uint64_t)time(NULL) };
+	open_events(&h);
+	h.pidfd = pidfd_open(pid);
+	if (h.pidfd < 0)
+		dt_err(DT_EXIT_GONE, "process %d: no such process", pid);
+	if (h.pidfd < 0 || attach(&h)) {
+		fill_error(&h.state);
+		send_with_fd(h.chan, &h.state, sizeof(h.state), -1);
+	} else {
+		struct stat fst;
+
+		h.state.uffd_ino = fstat(h.uffd, &fst) == 0 ? fst.st_ino : 0;
+		if (send_with_fd(h.chan, &h.state, sizeof(h.state), h.uffd) == 0 &&
+		    wait_commit(&h) == 0) {
+			close(h.chan);
+			h.chan = -1;
+			holder_loop(&h);
+		}
+	}
+	/* our reference goes: with no other, the kernel unregisters everything */
+	if (h.uffd >= 0)
+		close(h.uffd);
+	if (h.chan >= 0)
+		close(h.chan);
+	close(h.lsock);
+	if (h.pidfd >= 0)
+		close(h.pidfd);
+	proc_events_close(&h.ev);
+	if (h.sigfd >= 0)
+		close(h.sigfd);
+	the_holder = NULL;
+	return h.state.status ? h.state.status : DT_EXIT_OK;
+}
