@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "lib/uapi.h"
 #include "lib/util.h"
+#include "tracker/events.h"
 
 struct feature {
 	const char *name;
@@ -144,6 +145,13 @@ static void check_caps(struct feature *f, int *n)
 		cap_free(c);
 }
 
+static void check_events(struct feature *f, int *n)
+{
+	struct feature *x = add(f, n, "process events", false);
+
+	x->ok = proc_events_available(x->detail, sizeof(x->detail));
+}
+
 static void check_ptrace(struct feature *f, int *n)
 {
 	struct feature *x = add(f, n, "ptrace scope", false);
@@ -175,6 +183,7 @@ int cmd_check(int argc, char **argv)
 	check_pagemap_scan(f, &n);
 	check_ptrace(f, &n);
 	check_caps(f, &n);
+	check_events(f, &n);
 	for (int i = 0; i < n; i++)
 		if (f[i].required && !f[i].ok)
 			all_ok = false;

@@ -101,7 +101,8 @@ static int open_tracking(struct dump_job *j)
 	} else if (tracker_open(j->a.pid, j->a.backend, &j->t)) {
 		if (!j->t.untracked || !j->a.full_if_needed)
 			return -1;
-		j->note = "the process was not tracked";
+		j->note = j->t.lost ? "tracking was lost (its holder is gone)"
+				    : "the process was not tracked";
 		err = tracker_start(j->a.pid, j->a.backend, &j->t, &already);
 	} else {
 		return open_parent(j);
@@ -316,5 +317,13 @@ fail:
 	}
 fail_early:
 	job_free(&j);
+	/* a dump that turned tracking on and failed turns it off again */
+	if (j.started_tracking) {
+		struct dt_err_saved first;
+
+		dt_err_save(&first);
+		tracker_stop(j.a.pid);
+		dt_err_restore(&first);
+	}
 	return -1;
 }

@@ -58,7 +58,8 @@ static int collect_ioctl(struct dirty_reader *r, const struct range_set *tracked
 	 * One walk over the hull of the tracked ranges: the kernel skips
 	 * unregistered VMAs cheaply (WP_MATCHING skips them; without it the
 	 * WPALLOWED category excludes them).  mask == return mask == WRITTEN
-	 * is the kernel's fast path.
+	 * is the kernel's fast path.  A mapping another userfaultfd owns is
+	 * registered too: the walk is cut around it, never protecting it.
 	 */
 	struct pm_query q = {
 		.flags = consume ? PM_SCAN_WP_MATCHING : 0,
@@ -66,10 +67,26 @@ static int collect_ioctl(struct dirty_reader *r, const struct range_set *tracked
 		.ret = PAGE_IS_WRITTEN,
 	};
 
+	uint64_t seg;
+
 	if (!tracked->n)
 		return 0;
-	return pm_scan(r->scan, tracked->r[0].start, tracked->r[tracked->n - 1].end, &q,
-		       add_region, dirty);
+	seg = tracked->r[0].start;
+	for (size_t i = 0; i < tracked->n; i++) {
+		uint64_t end = tracked->r[i].end;
+		bool last = i + 1 == tracked->n;
+		int err;
+
+		if (!last && !(r->foreign && range_set_overlaps(r->foreign, end,
+								 tracked->r[i + 1].start)))
+			continue;
+		err = pm_scan(r->scan, seg, end, &q, add_region, dirty);
+		if (err)
+			return err;
+		if (!last)
+			seg = tracked->r[i + 1].start;
+	}
+	return 0;
 }
 
 static int read_entries(struct dirty_reader *r, uint64_t addr, size_t n)

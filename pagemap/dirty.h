@@ -22,6 +22,11 @@ struct dirty_reader {
 	enum dirty_backend backend;
 	struct pm_scanner *scan;	/* its fd is also the pagemap reader's */
 	int uffd;			/* our handle, for re-protecting */
+	/*
+	 * Mappings another userfaultfd owns (the application's own): a walk
+	 * that protects never crosses them.  NULL: none.
+	 */
+	const struct range_set *foreign;
 	uint64_t *entries;		/* reused pagemap buffer */
 	size_t entries_len;
 };

@@ -313,8 +313,9 @@ static int holder_call(pid_t pid, unsigned long long start, enum holder_op op,
 	    m.target_pid != pid || m.target_start != start || m.holder_pid != holder) {
 		if (fd >= 0)
 			close(fd);
-		if (n == 0 && op == HOLDER_OP_STOP)
-			return 0;	/* it was on its way out */
+		/* it was on its way out: its target exited or exec'd, or it was told */
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return 0;
 		return dt_err(DT_EXIT_ERROR, "the holder of process %d (pid %d) gave no valid answer "
 			      "(another version of dirtytrack?)", pid, holder);
 	}

@@ -68,6 +68,7 @@ void tracker_close(struct tracker *t)
 	t->track = NULL;
 	range_set_free(&t->tracked);
 	range_set_free(&t->fresh);
+	range_set_free(&t->foreign);
 	session_free(&t->sess);
 }
 
@@ -166,6 +167,7 @@ static int refresh(struct tracker *t, bool do_register)
 	t->track = NULL;
 	range_set_clear(&t->tracked);
 	range_set_clear(&t->fresh);
+	range_set_clear(&t->foreign);
 	if (vma_list_read(t->pid, &t->vmas))
 		return -1;
 	t->track = xcalloc(t->vmas.n, sizeof(*t->track));
@@ -224,6 +226,8 @@ static int refresh(struct tracker *t, bool do_register)
 		}
 		vt->state = VMA_SKIPPED;
 		vt->reason = register_reason(e);
+		if (registered)
+			set_add(&t->foreign, v->start, v->end);
 	}
 	if (do_register && !err) {
 		s->nskips = nskips;
@@ -344,6 +348,7 @@ static int open_common(struct tracker *t, pid_t pid, enum dirty_backend b)
 	if (pm_scanner_open(&t->scan, pid))
 		return -1;
 	dirty_reader_init(&t->reader, b, &t->scan, t->uffd);
+	t->reader.foreign = &t->foreign;
 	return 0;
 }
 

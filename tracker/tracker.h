@@ -40,6 +40,7 @@ struct tracker {
 	struct vma_track *track;	/* one per vma */
 	struct range_set tracked;	/* registered ranges */
 	struct range_set fresh;		/* registered by the last refresh */
+	struct range_set foreign;	/* registered by another userfaultfd */
 	uint64_t collect_ns;
 	bool untracked;			/* open failed: not tracked (see error) */
 	bool lost;			/* ... because its holder is gone */

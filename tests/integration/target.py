@@ -395,6 +395,34 @@ class Target:
         self.cmd("exit %d" % code)
         return self.wait(timeout)
 
+    def forkserve(self, tmpdir):
+        """Fork a child that serves commands of its own (regions included),
+        over two fifos in tmpdir; returns it as a ChildTarget."""
+        n = len(self.children)
+        fin = os.path.join(tmpdir, "child%d-%d.in" % (self.pid, n))
+        fout = os.path.join(tmpdir, "child%d-%d.out" % (self.pid, n))
+        os.mkfifo(fin, 0o600)
+        os.mkfifo(fout, 0o600)
+        # O_RDWR: neither open blocks, and neither end ever sees EOF early
+        w = os.open(fin, os.O_RDWR | os.O_CLOEXEC)
+        r = os.open(fout, os.O_RDWR | os.O_CLOEXEC)
+        pid = int(self.cmd("forkserve %s %s" % (fin, fout)))
+        self.children.add(pid)
+        return ChildTarget(pid, w, r, dict(self.regions))
+
+    def forkloop(self, n):
+        return int(self.cmd("forkloop %d" % n))
+
+    def ownuffd(self, name):
+        """Give region name to a userfaultfd of the target's own (async
+        write-protect, all pages protected); returns its fd number."""
+        return int(self.cmd("ownuffd %s" % name))
+
+    def ownwritten(self, name):
+        """Pages of name written since ownuffd, as the target's own
+        userfaultfd sees them."""
+        return {int(x) for x in self.cmd("ownwritten %s" % name).split()}
+
     # -- lifetime --------------------------------------------------------
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -467,3 +495,46 @@ def _fd_open(fd):
         return True
     except OSError:
         return False
+
+
+class ChildTarget(Target):
+    """A child forked by Target.forkserve: the same protocol, over fifos."""
+
+    def __init__(self, pid, w, r, regions):
+        self.binary = None
+        self.proc = None
+        self.fd3_w = None
+        self.regions = regions
+        self.children = set()
+        self._buf = b""
+        self._eof = False
+        self._in, self._out = w, r
+        self.pid = None
+        self.pid = self._expect_ready(10)
+        if self.pid != pid:
+            raise TargetError("child said ready %d, forked %d" % (self.pid, pid))
+
+    def alive(self):
+        try:
+            with open("/proc/%d/stat" % self.pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
+        except OSError:
+            return False
+
+    def kill(self):
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._close_pipes()
+
+    def close(self, timeout=5):
+        self.kill()
+
+    def _close_pipes(self):
+        for fd in (self._in, self._out):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._in = self._out = -1

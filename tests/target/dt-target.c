@@ -18,6 +18,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -1222,6 +1224,152 @@ static int cmd_forkwrite(char **av, int ac)
 
 static size_t pending_input(void);
 
+/*
+ * The application's own userfaultfd: async write-protect on one region,
+ * as a program tracking its own writes would have it (kernel 6.7 values;
+ * the build headers may be older).
+ */
+#define OWN_WP_ASYNC (1ULL << 15)
+#define OWN_WP_UNPOPULATED (1ULL << 13)
+#define OWN_PAGEMAP_SCAN _IOWR('f', 16, struct own_pm_scan_arg)
+#define OWN_PAGE_IS_WRITTEN (1ULL << 1)
+
+struct own_pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+
+struct own_page_region {
+	uint64_t start, end, categories;
+};
+
+static int own_uffd = -1;
+
+static int cmd_ownuffd(char **av, int ac)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = OWN_WP_ASYNC | OWN_WP_UNPOPULATED };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_WP };
+	struct uffdio_writeprotect wp = { .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	struct region *r;
+
+	if (ac != 2)
+		return fail("usage: ownuffd NAME");
+	r = find_region(av[1]);
+	if (r == NULL)
+		return fail("no region %s", av[1]);
+	if (own_uffd < 0) {
+		own_uffd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK | 1);
+		if (own_uffd < 0)
+			return fail_errno("userfaultfd");
+		if (ioctl(own_uffd, UFFDIO_API, &api))
+			return fail_errno("UFFDIO_API");
+	}
+	reg.range.start = (uint64_t)(uintptr_t)r->addr;
+	reg.range.len = r->pages * PAGE;
+	wp.range = reg.range;
+	if (ioctl(own_uffd, UFFDIO_REGISTER, &reg))
+		return fail_errno("UFFDIO_REGISTER");
+	if (ioctl(own_uffd, UFFDIO_WRITEPROTECT, &wp))
+		return fail_errno("UFFDIO_WRITEPROTECT");
+	reply("ok %d", own_uffd);
+	return 0;
+}
+
+/* ownwritten NAME: the pages of NAME written since ownuffd, as we see them. */
+static int cmd_ownwritten(char **av, int ac)
+{
+	static struct own_page_region vec[256];
+	static char list[LINE_MAX_LEN];
+	struct own_pm_scan_arg a = { .size = sizeof(a) };
+	struct region *r;
+	size_t len = 0;
+	int fd, n;
+
+	if (ac != 2)
+		return fail("usage: ownwritten NAME");
+	r = find_region(av[1]);
+	if (r == NULL)
+		return fail("no region %s", av[1]);
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail_errno("pagemap");
+	a.start = (uint64_t)(uintptr_t)r->addr;
+	a.end = a.start + r->pages * PAGE;
+	a.vec = (uint64_t)(uintptr_t)vec;
+	a.vec_len = 256;
+	a.category_mask = a.return_mask = OWN_PAGE_IS_WRITTEN;
+	n = ioctl(fd, OWN_PAGEMAP_SCAN, &a);
+	close(fd);
+	if (n < 0)
+		return fail_errno("PAGEMAP_SCAN");
+	list[0] = '\0';
+	for (int i = 0; i < n; i++)
+		for (uint64_t p = vec[i].start; p < vec[i].end && len + 16 < sizeof(list); p += PAGE)
+			len += (size_t)snprintf(list + len, sizeof(list) - len, " %lu",
+						(unsigned long)((p - a.start) / PAGE));
+	reply("ok%s", list);
+	return 0;
+}
+
+static size_t in_len;	/* the command reader's buffer (below) */
+
+/*
+ * forkserve IN OUT: fork a child that serves commands of its own, read
+ * from fifo IN and answered on fifo OUT, with everything the parent has
+ * (regions included).  The child says "ready PID" on OUT.
+ */
+static int cmd_forkserve(char **av, int ac)
+{
+	pid_t parent = getpid(), pid;
+
+	if (ac != 3)
+		return fail("usage: forkserve IN OUT");
+	pid = fork();
+	if (pid < 0)
+		return fail_errno("fork");
+	if (pid == 0) {
+		int in, out;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(0);
+		in = open(av[1], O_RDONLY | O_CLOEXEC);
+		out = open(av[2], O_WRONLY | O_CLOEXEC);
+		if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0)
+			_exit(4);
+		close(in);
+		close(out);
+		in_len = 0;
+		memset(children, 0, sizeof(children));
+		reply("ready %d", (int)getpid());
+		return 0;	/* back to the command loop, on the new fifos */
+	}
+	remember_child(pid);
+	reply("ok %d", (int)pid);
+	return 0;
+}
+
+/* forkloop N: fork N children that exit at once, and reap them. */
+static int cmd_forkloop(char **av, int ac)
+{
+	long n;
+
+	if (ac != 2 || (n = strtol(av[1], NULL, 10)) <= 0)
+		return fail("usage: forkloop N");
+	for (long i = 0; i < n; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0)
+			return fail_errno("fork");
+		if (pid == 0)
+			_exit(0);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	reply("ok %ld", n);
+	return 0;
+}
+
 static int cmd_exec(char **av, int ac)
 {
 	(void)av;
@@ -1359,6 +1507,10 @@ static const struct command commands[] = {
 	{ "fork", cmd_fork },
 	{ "forkwrite", cmd_forkwrite },
 	{ "exec", cmd_exec },
+	{ "forkserve", cmd_forkserve },
+	{ "forkloop", cmd_forkloop },
+	{ "ownuffd", cmd_ownuffd },
+	{ "ownwritten", cmd_ownwritten },
 	{ "close-fds", cmd_close_fds },
 	{ "fds", cmd_fds },
 	{ "sigmask", cmd_sigmask },
@@ -1367,7 +1519,6 @@ static const struct command commands[] = {
 };
 
 static char in_buf[LINE_MAX_LEN];
-static size_t in_len;
 
 static size_t pending_input(void)
 {

@@ -1,0 +1,316 @@
+"""Tracking lives in a holder process of ours, never in the target: the
+target's fd table is untouched by every command, its children inherit
+nothing, an application's own userfaultfd is left alone, and the holder
+comes and goes with the target."""
+import os
+import signal
+import subprocess
+import time
+
+from common import PAGE, check, check_eq, holders, uffd_fds
+from test_attach import code_head, fd_table, signal_status, uw_vmas
+from test_dump import Mem, PE_PARENT, PE_PRESENT, check_chain, check_regions, dump, ranges, refuse
+
+EXIT_ERROR = 2
+
+
+def fd_snapshot(pid):
+    """Every fd of pid with its link and its fdinfo (position, flags)."""
+    out = {}
+    for fd, link in fd_table(pid).items():
+        try:
+            with open(f'/proc/{pid}/fdinfo/{fd}') as f:
+                info = f.read()
+        except OSError:
+            info = None
+        out[fd] = (link, info)
+    return out
+
+
+def wait_no_holder(pid, timeout=5):
+    deadline = time.monotonic() + timeout
+    while holders(pid):
+        check(time.monotonic() < deadline, f'holder of {pid} still alive: {holders(pid)}')
+        time.sleep(0.02)
+
+
+def child_mem(m, child):
+    """The model of a forked child: its regions hold what the parent's held."""
+    c = Mem(child, m.tmp, tag='child-')
+    for name in m.kind:
+        c.kind[name], c.blank[name] = m.kind[name], m.blank[name]
+        c.content[name], c.written[name] = dict(m.content[name]), set()
+    return c
+
+
+# -- the target's fd table, before and after every command -------------------
+
+def test_fd_table_untouched_by_every_command(ctx):
+    with ctx.target() as t:
+        m = Mem(t, ctx.tmp)
+        m.map('a', 'anon', 32)
+        m.fill('a', 0, 32, 3)
+        orig = fd_snapshot(t.pid)
+        d = os.path.join(ctx.tmp, 'd')
+        steps = [
+            ('start', lambda: ctx.json('start', t.pid)),
+            ('status', lambda: ctx.json('status', t.pid)),
+            ('dump', lambda: dump(ctx, t.pid, d + '1')),
+            ('dump --parent', lambda: dump(ctx, t.pid, d + '2', parent=d + '1')),
+            ('watch', lambda: ctx.ok('-j', 'watch', t.pid, '--interval', '50', '--count', '2')),
+            ('precopy', lambda: ctx.ok('-j', 'precopy', t.pid, '-D', d + 'p', '--max-iters',
+                                       '2', '--interval', '50', '--then', 'resume')),
+            ('stop', lambda: ctx.json('stop', t.pid)),
+            ('dump (untracked)', lambda: dump(ctx, t.pid, d + '3')),
+            ('stop again', lambda: ctx.json('stop', t.pid)),
+        ]
+        for what, step in steps:
+            step()
+            check_eq(fd_snapshot(t.pid), orig, f'fd table and fdinfo of the target after {what}')
+            check_eq(uffd_fds(t.pid), [], f'userfaultfd in the target after {what}')
+        check_eq(uw_vmas(t.pid), [], 'uw VMAs after stop')
+        wait_no_holder(t.pid)
+
+
+# -- fork: children get nothing of ours --------------------------------------
+
+def test_forked_children_inherit_nothing(ctx):
+    with ctx.target() as t:
+        m = Mem(t, ctx.tmp)
+        m.map('a', 'anon', 64)
+        m.fill('a', 0, 64, 1)
+        ctx.json('start', t.pid)
+        child = t.forkserve(ctx.tmp)        # a long-lived child, forked while tracked
+        cm = child_mem(m, child)
+        check_eq((uffd_fds(t.pid), uffd_fds(child.pid)), ([], []), 'userfaultfd fds after fork')
+        check_eq(uw_vmas(child.pid), [], 'uw VMAs in the child')
+        d = [os.path.join(ctx.tmp, f'p{i}') for i in range(4)]
+        dump(ctx, t.pid, d[0])
+        m.mark()
+        for i in range(1, 4):
+            t.forkloop(20)                   # and a fork-and-exit loop, each round
+            m.write('a', 5 * i, 3, 10 + i)
+            cm.write('a', 40 + i, 1, 20 + i)  # the child's writes are its own
+            for pid in [t.pid, child.pid]:
+                check_eq(uffd_fds(pid), [], f'userfaultfd fds in {pid}, round {i}')
+            res, dm = dump(ctx, t.pid, d[i], parent=d[i - 1])
+            check_regions(m, dm, full=False)
+            check_chain(m, d[i])
+            m.mark()
+        status = ctx.json('status', t.pid)
+        if status['holder']['events'] == 'proc connector':
+            check(status['holder']['forks'] >= 61, f'forks seen by the holder: {status["holder"]}')
+        # the child can be tracked on its own, beside its parent
+        cdoc = ctx.json('start', child.pid)
+        check_eq(cdoc['already_tracked'], False, 'start CHILD: already tracked?')
+        check(cdoc['holder']['pid'] != status['holder']['pid'], 'the child has its own holder')
+        c1, c2 = os.path.join(ctx.tmp, 'c1'), os.path.join(ctx.tmp, 'c2')
+        res, dm = dump(ctx, child.pid, c1)
+        check_regions(cm, dm, full=True)
+        cm.mark()
+        cm.write('a', 7, 2, 0x31)
+        m.write('a', 30, 1, 0x32)
+        res, dm = dump(ctx, child.pid, c2, parent=c1)
+        check_regions(cm, dm, full=False)
+        check_chain(cm, c2)
+        res, dm = dump(ctx, t.pid, d[0] + 'x', parent=d[3])
+        check_regions(m, dm, full=False)
+        # stop the parent: no registration left in it, whatever its children do
+        ctx.json('stop', t.pid)
+        check_eq(uw_vmas(t.pid), [], 'uw VMAs in the parent after stop')
+        check_eq(ctx.json('status', child.pid)['tracking'], 'on', 'the child is still tracked')
+        ctx.json('stop', child.pid)
+        check_eq(uw_vmas(child.pid), [], 'uw VMAs in the child after stop')
+        wait_no_holder(t.pid)
+        wait_no_holder(child.pid)
+
+
+# -- the application's own userfaultfd ----------------------------------------
+
+def test_application_own_uffd_left_alone(ctx):
+    with ctx.target() as t:
+        m = Mem(t, ctx.tmp)
+        m.map('own', 'anon', 16)
+        m.map('a', 'anon', 16)
+        m.fill('own', 0, 16, 7)
+        m.fill('a', 0, 16, 8)
+        ofd = t.ownuffd('own')
+        before = fd_snapshot(t.pid)
+        check_eq(t.ownwritten('own'), set(), 'own uffd: nothing written after it protected all')
+        lo, hi = m.span('own')
+        doc = ctx.json('start', t.pid)
+        st = ctx.json('status', t.pid)
+        own = [v for v in st['vmas'] if int(v['start'], 16) <= lo < int(v['end'], 16)]
+        check_eq([(v['state'], v.get('reason')) for v in own],
+                 [('skipped', 'owned by another userfaultfd')], 'status of the owned mapping')
+        d1, d2 = os.path.join(ctx.tmp, 'd1'), os.path.join(ctx.tmp, 'd2')
+        dump(ctx, t.pid, d1)
+        m.mark()
+        m.write('own', 2, 2, 0x41)
+        m.write('a', 5, 1, 0x42)
+        res, dm = dump(ctx, t.pid, d2, parent=d1)
+        # the part it owns is dumped by content, every page of it; the rest exactly
+        check_eq(ranges({(a - lo) // PAGE for a in dm.pages(PE_PRESENT, lo, hi)}), '0-15',
+                 'owned region in the incremental dump')
+        alo, ahi = m.span('a')
+        check_eq(ranges({(a - alo) // PAGE for a in dm.pages(PE_PRESENT, alo, ahi)}), '5',
+                 'tracked region in the incremental dump')
+        check_chain(m, d2)
+        # its write-protect state was not touched by our collections
+        check_eq(t.ownwritten('own'), {2, 3}, 'own uffd: written pages as the application sees')
+        ctx.json('stop', t.pid)
+        check_eq(fd_snapshot(t.pid), before, 'fd table after stop')
+        check_eq(uffd_fds(t.pid), [ofd], 'the application keeps its userfaultfd')
+        check_eq(len(uw_vmas(t.pid)), 1, 'the application keeps its registration')
+        m.write('own', 9, 1, 0x43)
+        check_eq(t.ownwritten('own'), {2, 3, 9}, 'own uffd still tracks after stop')
+
+
+# -- the holder dies, or its target does ---------------------------------------
+
+def test_holder_killed(ctx):
+    with ctx.target() as t:
+        m = Mem(t, ctx.tmp)
+        m.map('a', 'anon', 32)
+        m.fill('a', 0, 32, 5)
+        holder = ctx.json('start', t.pid)['holder']['pid']
+        d1, d2, d3 = (os.path.join(ctx.tmp, f'd{i}') for i in (1, 2, 3))
+        dump(ctx, t.pid, d1)
+        m.mark()
+        sum0, code0, sig0 = t.checksum('a'), code_head(t.pid), signal_status(t.pid)
+        os.kill(holder, signal.SIGKILL)
+        wait_no_holder(t.pid)
+        check_eq((t.checksum('a'), code_head(t.pid), signal_status(t.pid)), (sum0, code0, sig0),
+                 'target after its holder was killed')
+        check_eq(uw_vmas(t.pid), [], 'no registration is left without a holder')
+        doc = ctx.json('status', t.pid)
+        check_eq(doc['tracking'], 'lost', f'status: {doc}')
+        check('holder' in doc['reason'] and str(holder) in doc['reason'], f'reason: {doc}')
+        rc, out, _ = ctx.run('status', t.pid)
+        check('tracking lost (holder gone)' in out, f'text status: {out!r}')
+        m.write('a', 3, 1, 0x51)
+        refuse(ctx, t.pid, d2, parent=d1, code=EXIT_ERROR, words=('holder', 'gone'))
+        res, dm = dump(ctx, t.pid, d3, '--full-if-needed', parent=d1)
+        check(res['full'] and 'lost' in res['full_because'], f'recovered dump: {res}')
+        check_chain(m, d3)
+        check_eq(ctx.json('status', t.pid)['tracking'], 'on', 'tracking after the recovery')
+        ctx.json('stop', t.pid)
+
+
+def test_holder_ends_with_its_target(ctx):
+    with ctx.target() as t:
+        ctx.json('start', t.pid)
+        check_eq(len(holders(t.pid)), 1, 'one holder')
+        t.exec()
+        wait_no_holder(t.pid, timeout=3)
+        check_eq(ctx.json('status', t.pid)['tracking'], 'lost', 'status after exec')
+        ctx.json('start', t.pid)
+        t.exit(0)
+        wait_no_holder(t.pid, timeout=3)
+
+
+def test_holder_ends_when_told(ctx):
+    """SIGTERM to the holder ends tracking cleanly; terminal signals do not."""
+    with ctx.target() as t:
+        holder = ctx.json('start', t.pid)['holder']['pid']
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP):
+            os.kill(holder, sig)
+        time.sleep(0.2)
+        check_eq(holders(t.pid), {holder: t.pid}, 'holder after terminal signals')
+        with open(f'/proc/{holder}/stat') as f:
+            check_eq(f.read().rsplit(')', 1)[1].split()[0], 'S', 'holder state')
+        with open(f'/proc/{holder}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        check(int(fields[3]) != os.getsid(0), 'the holder is in a session of its own')
+        check_eq(int(fields[4]), 0, 'the holder has no controlling terminal')
+        check_eq(os.readlink(f'/proc/{holder}/cwd'), '/', 'holder cwd')
+        for fd in (0, 1, 2):
+            check_eq(os.readlink(f'/proc/{holder}/fd/{fd}'), '/dev/null', f'holder fd {fd}')
+        os.kill(holder, signal.SIGTERM)
+        wait_no_holder(t.pid)
+        check_eq(uw_vmas(t.pid), [], 'uw VMAs after the holder ended')
+
+
+def test_fifty_targets_no_holder_left(ctx):
+    targets = []
+    try:
+        for _ in range(50):
+            targets.append(ctx.target(extra_fd_pipe=False))
+        for t in targets:
+            ctx.json('start', t.pid)
+        check_eq(sorted(holders().get(h) for h in holders() if holders().get(h) in
+                        {t.pid for t in targets}), sorted(t.pid for t in targets),
+                 'one holder per target')
+        for t in targets[:25]:
+            ctx.json('stop', t.pid)
+        for t in targets[25:]:
+            t.kill()
+        pids = {t.pid for t in targets}
+        deadline = time.monotonic() + 5
+        while set(holders().values()) & pids:
+            check(time.monotonic() < deadline, f'holders left: {holders()}')
+            time.sleep(0.05)
+    finally:
+        for t in targets:
+            t.kill()
+
+
+def test_stop_without_state_directory(ctx):
+    with ctx.target() as t:
+        ctx.json('start', t.pid)
+        bad = os.path.join(ctx.tmp, 'not-a-dir')
+        with open(bad, 'w') as f:
+            f.write('x')
+        doc = ctx.json('stop', t.pid, env={'DIRTYTRACK_STATE_DIR': bad})
+        check_eq(doc, {'pid': t.pid, 'was_tracked': True}, 'stop with an unusable state dir')
+        wait_no_holder(t.pid)
+        check_eq(uw_vmas(t.pid), [], 'uw VMAs after stop')
+
+
+def test_injection_fault_points(ctx):
+    """The command killed at each step of the injection: the holder finishes
+    it, sees the command gone, and leaves the target as it found it."""
+    with ctx.target() as t:
+        t.map('a', 'anon', 8)
+        t.fill('a', 0, 8, 9)
+        orig = {'code': code_head(t.pid), 'signals': signal_status(t.pid),
+                'fds': fd_snapshot(t.pid), 'sum': t.checksum('a')}
+        for point in ('after-seize', 'after-patch', 'in-syscall', 'before-restore'):
+            rc, _, _ = ctx.run('start', t.pid, env={'DIRTYTRACK_FAULT': point})
+            check_eq(rc, -signal.SIGKILL, f'start with DIRTYTRACK_FAULT={point}')
+            wait_no_holder(t.pid)
+            now = {'code': code_head(t.pid), 'signals': signal_status(t.pid),
+                   'fds': fd_snapshot(t.pid), 'sum': t.checksum('a')}
+            check_eq(now, orig, f'target after a kill at {point}')
+            check_eq(uw_vmas(t.pid), [], f'uw VMAs after a kill at {point}')
+            check_eq(t.getpid(), t.pid, f'target answers after a kill at {point}')
+        ctx.json('start', t.pid)
+        ctx.json('stop', t.pid)
+
+
+def test_random_kills_during_start(ctx):
+    """SIGKILL, SIGTERM, SIGINT and SIGHUP at random moments of start and a
+    first dump: the target lives on, as it was."""
+    import random
+    rnd = random.Random(9)
+    with ctx.target() as t:
+        t.map('a', 'anon', 8)
+        t.fill('a', 0, 8, 9)
+        orig = (code_head(t.pid), signal_status(t.pid), fd_snapshot(t.pid), t.checksum('a'))
+        n = 0
+        for i in range(40):
+            sig = rnd.choice([signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+            args = ['start', t.pid] if i % 2 else ['dump', t.pid, '-D',
+                                                   os.path.join(ctx.tmp, f'k{i}')]
+            p = subprocess.Popen([ctx.bin, *map(str, args)], env=ctx.env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rnd.uniform(0, 0.03))
+            p.send_signal(sig)
+            p.wait()
+            n += p.returncode != 0
+            ctx.run('stop', t.pid)
+            wait_no_holder(t.pid)
+            check_eq((code_head(t.pid), signal_status(t.pid), fd_snapshot(t.pid),
+                      t.checksum('a')), orig, f'target after kill {i} ({sig.name}) of {args[0]}')
+            check_eq(t.getpid(), t.pid, f'target answers after kill {i}')
+        check(n > 0, 'no command was interrupted: the test measured nothing')
