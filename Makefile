@@ -75,10 +75,14 @@ check-unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done
 
 check-integration: $(BIN) $(TARGET_BIN)
-	$(PYTHON) tests/integration/run.py --bin $(BIN) --target $(TARGET_BIN)
+	$(PYTHON) tests/integration/run.py --bin $(BIN) --target $(TARGET_BIN) \
+		$(if $(SAN_LOGS),--sanitizer-logs $(SAN_LOGS))
 
 # The same suites again with the tool built under ASan + UBSan: any report fails.
-ASAN_MAKE = ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+# Reports go to files too: the holder's stderr is /dev/null.
+SAN_LOGS  = $(abspath build-asan)/sanitizer
+ASAN_MAKE = ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:log_path=$(SAN_LOGS)/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(SAN_LOGS)/ubsan SAN_LOGS=$(SAN_LOGS) \
 	$(MAKE) --no-print-directory BUILD=build-asan \
 	SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 

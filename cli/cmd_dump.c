@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* dump: one full or incremental dump (the pipeline lives in cli/dump.c). */
+#include <signal.h>
 #include <stdio.h>
 
 #include "cli/args.h"
@@ -52,13 +53,25 @@ void print_dump_report(const struct dump_report *r)
 		printf(", frozen %.1f ms%s", r->freeze_us / 1e3,
 		       r->left_stopped ? " (left stopped)" : "");
 	printf("\n");
+	if (r->pages_vanished)
+		printf("%llu pages were unmapped by process %d while it was dumped: they are left out "
+		       "of the dump\n", (unsigned long long)r->pages_vanished, r->id.pid);
 	if (r->started_tracking)
 		printf("tracking of process %d is now on, for the next incremental dump "
 		       "('dirtytrack stop %d' turns it off)\n", r->id.pid, r->id.pid);
 }
 
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
 int cmd_dump(int argc, char **argv)
 {
+	struct sigaction sa = { .sa_handler = on_signal };
 	struct dump_request rq = { 0 };
 	struct dump_report rep;
 	struct args a;
@@ -73,6 +86,11 @@ int cmd_dump(int argc, char **argv)
 	rq.leave_stopped = a.leave_stopped;
 	rq.full_if_needed = a.full_if_needed;
 	rq.backend = a.backend;
+	/* a signal stops the dump cleanly: no directory, the target as it was */
+	rq.interrupted = &interrupted;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	if (dump_run(&rq, &rep))
 		return report_error();
 	print_dump_report(&rep);

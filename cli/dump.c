@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
+#include "cli/cli.h"
 #include "cli/dump.h"
 #include "lib/err.h"
 #include "image/chain.h"
@@ -32,6 +34,7 @@ struct dump_job {
 	struct dump_identity parent_id;
 	struct dump_identity id;
 	struct dump_dir dir;
+	struct dir_sink sink;
 	struct seized frozen;
 	bool is_frozen;
 	struct thread_regs *regs;
@@ -40,7 +43,7 @@ struct dump_job {
 	struct dump_stats stats;
 	const char *note;		/* why a full dump was taken */
 	bool started_tracking;		/* tracking was off: this dump turned it on */
-	uint64_t vanished;
+	uint64_t vanished;		/* pages unmapped while a running target was read */
 };
 
 static void set_free_all(struct dump_job *j)
@@ -68,9 +71,14 @@ static const char *parent_mismatch(const struct dump_job *j)
 		return "it is a dump of an earlier process with the same pid";
 	if (p->uffd_ino != s->uffd_ino)
 		return "it was taken in another tracking session (tracking was restarted since)";
+	if (s->pending)
+		return "a collection for a dump that never completed consumed the written pages "
+		       "since (a dump killed or failed half way)";
 	if (p->generation != s->generation)
 		return "it is not the latest collection of this session (another dump or a watch "
 		       "consumed the written pages since)";
+	if (s->last_dump[0] && strcmp(s->last_dump, p->id))
+		return "it is not the last dump of this session";
 	return NULL;
 }
 
@@ -89,6 +97,29 @@ static int open_parent(struct dump_job *j)
 	j->note = why;
 	chain_close(&j->parent);
 	return 0;
+}
+
+/* A full dump needs about the process's anonymous and shared memory. */
+static int check_space(struct dump_job *j)
+{
+	long long anon = 0, shmem = 0;
+	struct statvfs fs;
+	uint64_t need, avail;
+	char a[32], b[32];
+
+	if (j->a.parent || fstatvfs(j->dir.fd, &fs))
+		return 0;
+	if (proc_status_field(j->a.pid, "RssAnon", &anon) < 0 ||
+	    proc_status_field(j->a.pid, "RssShmem", &shmem) < 0)
+		return -1;
+	need = (uint64_t)(anon + shmem) * 1024;
+	avail = (uint64_t)fs.f_bavail * fs.f_frsize;
+	if (need <= avail)
+		return 0;
+	human_size(need, a, sizeof(a));
+	human_size(avail, b, sizeof(b));
+	return dt_err(DT_EXIT_ERROR, "not enough free space for %s: the dump needs about %s, %s "
+		      "are free", j->a.dir, a, b);
 }
 
 static int open_tracking(struct dump_job *j)
@@ -173,33 +204,59 @@ static int plan(struct dump_job *j)
 	return 0;
 }
 
+static int check_interrupted(const struct dump_job *j)
+{
+	if (j->a.interrupted && *j->a.interrupted)
+		return dt_err(DT_EXIT_INTERRUPTED, "interrupted: no dump was written");
+	return 0;
+}
+
+/* The sink's page writer, with a look at whether the user asked us to stop. */
+static int put_pages(void *ctx, const void *data, size_t len)
+{
+	struct dump_job *j = ctx;
+
+	return check_interrupted(j) ? -1 : sink_put_pages(&j->sink.base, data, len);
+}
+
 static int write_pages(struct dump_job *j)
 {
-	struct dir_sink sink;
 	struct mem_reader mem;
 	uint64_t t0 = now_ns();
 	int err;
 
-	if (dir_sink_open(&sink, j->dir.fd, j->a.pid))
+	if (dir_sink_open(&j->sink, j->dir.fd, j->a.pid))
 		return -1;
 	if (mem_reader_open(&mem, j->a.pid)) {
-		sink.base.ops->abort(&sink.base);
+		j->sink.base.ops->abort(&j->sink.base);
 		return -1;
 	}
-	err = sink_put_entries(&sink.base, &j->present, &j->in_parent);
+	/* the pages first: what vanished meanwhile gets no entry */
+	err = mem_copy(&mem, &j->present, put_pages, j);
+	if (!err && mem.gone.n) {
+		struct range_set kept = RANGE_SET_INIT;
+
+		if (j->is_frozen)
+			err = dt_err(DT_EXIT_ERROR, "process %d unmapped memory while frozen",
+				     j->a.pid);
+		j->vanished = range_set_pages(&mem.gone);
+		if (range_set_subtract(&kept, &j->present, &mem.gone))
+			die_oom();
+		range_set_free(&j->present);
+		j->present = kept;
+	}
 	if (!err)
-		err = mem_copy(&mem, &j->present, sink_put_pages, &sink.base);
-	j->vanished = mem.vanished;
+		err = sink_put_entries(&j->sink.base, &j->present, &j->in_parent);
 	mem_reader_close(&mem);
 	if (err) {
-		sink.base.ops->abort(&sink.base);
+		j->sink.base.ops->abort(&j->sink.base);
 		return -1;
 	}
 	j->stats.memdump_us = (now_ns() - t0) / 1000;
 	t0 = now_ns();
-	err = sink.base.ops->finish(&sink.base);
+	err = j->sink.base.ops->finish(&j->sink.base);
 	j->stats.memwrite_us = (now_ns() - t0) / 1000;
-	j->stats.pages_written = sink.base.pages_written;
+	j->stats.pages_written = j->sink.base.pages_written;
 	return err;
 }
 
@@ -288,19 +345,29 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 
 	j.a = *rq;
 	j.dir.fd = -1;
-	if (open_tracking(&j) || dump_dir_begin(&j.dir, j.a.dir))
-		goto fail_early;
+	/* permission first, then the directory, and only then tracking */
+	if (tracker_check_access(j.a.pid) || dump_dir_begin(&j.dir, j.a.dir) ||
+	    check_space(&j) || open_tracking(&j))
+		goto fail;
+	j.t.hold_journal = true;
 	if (j.a.freeze || j.a.leave_stopped) {
 		frozen_at = now_ns();
 		if (freeze(&j))
 			goto fail;
 	}
-	if (tracker_collect(&j.t, true, &j.dirty) || plan(&j) || write_pages(&j))
+	if (check_interrupted(&j) || tracker_collect(&j.t, true, &j.dirty) || plan(&j) ||
+	    write_pages(&j))
 		goto fail;
 	thaw(&j, frozen_at);
 	fill_identity(&j);
-	if (write_meta(&j) || dump_dir_commit(&j.dir))
+	if (write_meta(&j))
 		goto fail;
+	dt_fault_point("before-rename");
+	if (dump_dir_commit(&j.dir))
+		goto fail;
+	/* durable: only now are the collected pages recorded as in a dump */
+	if (tracker_complete(&j.t, j.id.id))
+		goto fail_committed;
 	fill_report(&j, rep, now_ns() - t0);
 	job_free(&j);
 	return 0;
@@ -315,7 +382,7 @@ fail:
 		dump_dir_abort(&j.dir);
 		dt_err_restore(&first);
 	}
-fail_early:
+fail_committed:
 	job_free(&j);
 	/* a dump that turned tracking on and failed turns it off again */
 	if (j.started_tracking) {

@@ -4,6 +4,7 @@
 #define DT_CLI_DUMP_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -17,6 +18,8 @@ struct dump_request {
 	const char *parent;		/* NULL: full dump */
 	bool freeze, leave_stopped, full_if_needed;
 	enum dirty_backend backend;
+	/* set by a signal handler: the dump stops, whole or absent */
+	volatile sig_atomic_t *interrupted;
 };
 
 struct dump_report {

@@ -111,7 +111,7 @@ const char *dt_exit_name(enum dt_exit kind)
 
 	if ((unsigned)kind < sizeof(names) / sizeof(names[0]) && names[kind])
 		return names[kind];
-	return "error";
+	return kind == DT_EXIT_INTERRUPTED ? "interrupted" : "error";
 }
 
 void dt_err_clear(void)

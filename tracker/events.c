@@ -146,7 +146,11 @@ int proc_events_read(struct proc_events *e, void (*seen)(void *ctx, const struct
 			    nlmsg_datalen(h) < (int)(sizeof(*cn) + cn->len) ||
 			    cn->id.idx != CN_IDX_PROC || cn->len < sizeof(struct proc_event))
 				continue;	/* only the kernel speaks here */
-			one_event(e, (const struct proc_event *)cn->data, seen, ctx);
+			struct proc_event ev;
+
+			/* the payload sits at 4 bytes past 8: copy it out aligned */
+			memcpy(&ev, cn->data, sizeof(ev));
+			one_event(e, &ev, seen, ctx);
 		}
 		free(buf);
 	}

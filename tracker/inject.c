@@ -45,15 +45,11 @@ static int find_code_addr(pid_t pid, uint64_t *addr)
 /* Seccomp: 2 in /proc/PID/status: a filter we cannot read decides. */
 static bool seccomp_filtered(pid_t pid)
 {
-	char path[64], *buf, *p;
-	bool filtered = false;
+	long long mode = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	buf = read_file(path, NULL);
-	if (buf && (p = strstr(buf, "\nSeccomp:")))
-		filtered = atoi(p + strlen("\nSeccomp:")) == 2;
-	free(buf);
-	return filtered;
+	if (proc_status_field(pid, "Seccomp", &mode) < 0)
+		dt_err_clear();
+	return mode == 2;
 }
 
 static int poke(struct injector *in, long word, const char *what)

@@ -21,12 +21,17 @@ struct mem_reader {
 	pid_t pid;
 	int fd;			/* /proc/PID/mem: reads PROT_NONE pages too */
 	unsigned char *buf;
-	uint64_t vanished;	/* pages unmapped under us: written as zero */
+	struct range_set gone;	/* unmapped under us: left out, not stored */
 };
 
 int mem_reader_open(struct mem_reader *m, pid_t pid);
 void mem_reader_close(struct mem_reader *m);
-/* Hand the bytes of every range, in order, to put. */
+/*
+ * Hand the bytes of every range, in order, to put.  Pages unmapped while a
+ * running target is read are skipped and added to m->gone; an address that
+ * is still mapped but cannot be read is an error; an address space that is
+ * gone (exit, exec) is DT_EXIT_GONE.
+ */
 int mem_copy(struct mem_reader *m, const struct range_set *ranges, mem_put_fn put, void *ctx);
 
 #endif

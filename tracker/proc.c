@@ -169,6 +169,25 @@ int proc_stat_read(pid_t pid, struct proc_stat *st)
 	return 0;
 }
 
+int proc_status_field(pid_t pid, const char *key, long long *val)
+{
+	char path[64], pat[64], *buf, *p;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	snprintf(pat, sizeof(pat), "\n%s:", key);
+	buf = read_file(path, NULL);
+	if (!buf)
+		return dt_err_sys(errno == ENOENT ? DT_EXIT_GONE : 0, "%s", path);
+	p = strstr(buf, pat);
+	if (p) {
+		*val = strtoll(p + strlen(pat), NULL, 10);
+		found = 1;
+	}
+	free(buf);
+	return found;
+}
+
 static int cmp_pid(const void *a, const void *b)
 {
 	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;

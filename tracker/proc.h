@@ -32,6 +32,12 @@ void proc_path(pid_t pid, const char *file, char *buf, size_t len);
 /* pid itself, or a live thread when the main thread has exited. */
 pid_t proc_live_tid(pid_t pid);
 
+/*
+ * A number from /proc/PID/status ("TracerPid", "RssAnon" in kB, ...):
+ * 1 found, 0 not there, -1 error.
+ */
+int proc_status_field(pid_t pid, const char *key, long long *val);
+
 /* Thread ids of pid, ascending; returns the count or -1. */
 int proc_tasks(pid_t pid, pid_t **tids);
 

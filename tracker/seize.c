@@ -127,15 +127,11 @@ int seize_wait_trap(struct seized *s, pid_t tid, int *status)
 
 static int tracer_of(pid_t pid)
 {
-	char path[64], *buf, *p;
-	int tracer = 0;
+	long long tracer = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	buf = read_file(path, NULL);
-	if (buf && (p = strstr(buf, "TracerPid:")))
-		tracer = atoi(p + strlen("TracerPid:"));
-	free(buf);
-	return tracer;
+	if (proc_status_field(pid, "TracerPid", &tracer) < 0)
+		dt_err_clear();
+	return (int)tracer;
 }
 
 /* 1 seized, 0 nothing to seize (zombie or gone), -1 error */

@@ -83,7 +83,9 @@ int session_load(pid_t pid, struct session *s)
 		    sscanf(line, "holder_start %llu", &s->holder_start) == 1 ||
 		    sscanf(line, "uffd_ino %" SCNu64, &s->uffd_ino) == 1 ||
 		    sscanf(line, "generation %" SCNu64, &s->generation) == 1 ||
-		    sscanf(line, "started %" SCNu64, &s->started_unix) == 1)
+		    sscanf(line, "started %" SCNu64, &s->started_unix) == 1 ||
+		    sscanf(line, "pending %d", &s->pending) == 1 ||
+		    sscanf(line, "last_dump %63s", s->last_dump) == 1)
 			continue;
 		if (sscanf(line, "skip %llx %llx %d", &a, &b, &e) == 3 &&
 		    s->nskips < SESSION_MAX_SKIPS)
@@ -159,6 +161,10 @@ int session_save(const struct session *s)
 		"holder_start %llu\nuffd_ino %" PRIu64 "\ngeneration %" PRIu64 "\nstarted %" PRIu64
 		"\n", s->pid, s->start_time, s->mm_id, s->holder_pid, s->holder_start, s->uffd_ino,
 		s->generation, s->started_unix);
+	if (s->pending)
+		fprintf(f, "pending %d\n", s->pending);
+	if (s->last_dump[0])
+		fprintf(f, "last_dump %s\n", s->last_dump);
 	for (int i = 0; i < s->nskips; i++)
 		fprintf(f, "skip %llx %llx %d\n", (unsigned long long)s->skips[i].start,
 			(unsigned long long)s->skips[i].end, s->skips[i].err);

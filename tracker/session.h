@@ -31,6 +31,14 @@ struct session {
 	unsigned long long holder_start;
 	uint64_t uffd_ino;
 	uint64_t generation;	/* consuming collections so far */
+	/*
+	 * The journal of collections: a command that consumes written pages
+	 * for a dump writes its pid here before the scan and clears it, with
+	 * the dump's id in last_dump, only once the dump is durable.  Found
+	 * set by anyone else, it means those pages are in no dump.
+	 */
+	pid_t pending;
+	char last_dump[64];
 	uint64_t started_unix;
 	int nskips;
 	struct session_skip skips[SESSION_MAX_SKIPS];

@@ -43,6 +43,8 @@ static int relock(struct tracker *t)
 	if (session_load(t->pid, &s) == 1 && s.uffd_ino == t->sess.uffd_ino &&
 	    s.start_time == t->sess.start_time) {
 		t->sess.generation = s.generation;
+		t->sess.pending = s.pending;
+		memcpy(t->sess.last_dump, s.last_dump, sizeof(s.last_dump));
 		t->sess.nskips = s.nskips;
 		memcpy(t->sess.skips, s.skips, sizeof(s.skips));
 		range_set_free(&t->sess.cow);
@@ -309,6 +311,12 @@ static int collect_locked(struct tracker *t, bool consume, struct range_set *dir
 	int err;
 
 	range_set_clear(dirty);
+	/* journal first: once the scan has run, those writes are ours to keep */
+	if (consume) {
+		t->sess.pending = getpid();
+		if (session_save(&t->sess))
+			return -1;
+	}
 	err = refresh(t, consume);
 	if (!err && !consume)
 		err = tracker_inspect(t);
@@ -336,11 +344,34 @@ static int collect_locked(struct tracker *t, bool consume, struct range_set *dir
 	}
 	t->collect_ns = now_ns() - t0;
 	if (consume) {
+		dt_fault_point("after-collect");
 		t->sess.generation++;
+		if (!t->hold_journal) {
+			t->sess.pending = 0;
+			t->sess.last_dump[0] = '\0';
+		}
 		if (session_save(&t->sess))
 			return -1;
 	}
 	return 0;
+}
+
+int tracker_complete(struct tracker *t, const char *dump_id)
+{
+	bool relocked = t->lock_fd < 0;
+	int err = relocked ? relock(t) : 0;
+
+	if (!err && t->sess.pending != getpid())
+		err = dt_err(DT_EXIT_ERROR, "the session of process %d changed under this dump",
+			     t->pid);
+	if (!err) {
+		t->sess.pending = 0;
+		snprintf(t->sess.last_dump, sizeof(t->sess.last_dump), "%s", dump_id);
+		err = session_save(&t->sess);
+	}
+	if (relocked)
+		tracker_unlock(t);
+	return err;
 }
 
 static int open_common(struct tracker *t, pid_t pid, enum dirty_backend b)
@@ -378,8 +409,7 @@ static int explain_untracked(struct tracker *t)
 		      "gone", pid, s.holder_pid);
 }
 
-/* May we look at the target at all?  Said before anything is created. */
-static int check_access(pid_t pid)
+int tracker_check_access(pid_t pid)
 {
 	char path[64];
 	DIR *d;
@@ -399,7 +429,7 @@ static int check_access(pid_t pid)
 static int probe(struct tracker *t, pid_t pid)
 {
 	tracker_init(t, pid);
-	if (proc_stat_read(pid, &t->stat) || check_access(pid))
+	if (proc_stat_read(pid, &t->stat) || tracker_check_access(pid))
 		return -1;
 	t->lock_fd = session_lock(pid);
 	if (t->lock_fd < 0)
@@ -503,7 +533,7 @@ int tracker_stop(pid_t pid)
 	struct proc_stat st;
 	int r, lock;
 
-	if (proc_stat_read(pid, &st) || check_access(pid))
+	if (proc_stat_read(pid, &st) || tracker_check_access(pid))
 		return -1;
 	/* stop does not depend on the state directory: without it, no lock */
 	lock = session_lock(pid);

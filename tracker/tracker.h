@@ -44,9 +44,12 @@ struct tracker {
 	uint64_t collect_ns;
 	bool untracked;			/* open failed: not tracked (see error) */
 	bool lost;			/* ... because its holder is gone */
+	bool hold_journal;		/* a dump: collections stay pending until complete */
 	int lock_fd;			/* the session lock, while held */
 };
 
+/* May we look at the target at all?  Asked before anything is created. */
+int tracker_check_access(pid_t pid);
 int tracker_start(pid_t pid, enum dirty_backend b, struct tracker *t, bool *already);
 int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t);
 /*
@@ -55,6 +58,12 @@ int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t);
  * without it nothing in the target changes (new mappings count in full).
  */
 int tracker_collect(struct tracker *t, bool consume, struct range_set *dirty);
+/*
+ * With t->hold_journal set, a consuming collection stays recorded as
+ * pending (its pages are in no dump yet) until this records the dump that
+ * holds them, once that dump is durable.
+ */
+int tracker_complete(struct tracker *t, const char *dump_id);
 /*
  * open and start take the session lock and hold it until close; a long
  * runner (watch) lets go with tracker_unlock, and each consuming collection

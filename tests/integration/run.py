@@ -28,13 +28,34 @@ def on_alarm(sig, frame):
     raise Timeout(f'test took longer than {TEST_TIMEOUT} s')
 
 
+def sanitizer_reports(d):
+    """Fail on any sanitizer report written since the last test."""
+    if not d or not os.path.isdir(d):
+        return
+    # give holders that are ending a moment to write theirs
+    time.sleep(0.05)
+    reports = []
+    for n in sorted(os.listdir(d)):
+        with open(os.path.join(d, n), errors='replace') as f:
+            reports.append(f'{n}:\n{f.read()}')
+        os.unlink(os.path.join(d, n))
+    if reports:
+        raise AssertionError('sanitizer report:\n' + '\n'.join(reports))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--bin', required=True)
     ap.add_argument('--target', required=True)
     ap.add_argument('-k', help='run only tests whose name contains this')
+    ap.add_argument('--sanitizer-logs', help='directory where sanitizer reports are written '
+                    '(the holder process has no stderr): any report fails the test')
     a = ap.parse_args()
     signal.signal(signal.SIGALRM, on_alarm)
+    if a.sanitizer_logs:
+        os.makedirs(a.sanitizer_logs, exist_ok=True)
+        for n in os.listdir(a.sanitizer_logs):
+            os.unlink(os.path.join(a.sanitizer_logs, n))
     passed = failed = 0
     failures = []
     modules = sorted(f[:-3] for f in os.listdir(HERE) if f.startswith('test_') and f.endswith('.py'))
@@ -52,6 +73,7 @@ def main():
             try:
                 getattr(mod, name)(ctx)
                 signal.alarm(0)
+                sanitizer_reports(a.sanitizer_logs)
                 passed += 1
                 print(f'PASS {full} ({time.monotonic() - t0:.1f}s)', flush=True)
             except Exception as e:  # noqa: BLE001 - report every failure
