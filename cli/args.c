@@ -33,6 +33,7 @@ static const struct {
 	{ { "output", required_argument, NULL, 'o' }, ARG_OUTPUT },
 	{ { "pid", required_argument, NULL, 'I' }, ARG_LIVE_PID },
 	{ { "bytes", no_argument, NULL, 'b' }, ARG_BYTES },
+	{ { "threads", no_argument, NULL, 't' }, ARG_THREADS },
 };
 
 int parse_args(int argc, char **argv, unsigned int allowed, struct args *a)
@@ -154,6 +155,9 @@ int parse_args(int argc, char **argv, unsigned int allowed, struct args *a)
 			break;
 		case 'b':
 			a->bytes = true;
+			break;
+		case 't':
+			a->threads = true;
 			break;
 		case ':':
 			usage_error("option '%s' needs a value", argv[optind - 1]);

@@ -22,6 +22,7 @@ enum {
 	ARG_LIVE_PID = 1 << 9,	/* --pid PID: a live process to compare with */
 	ARG_BYTES = 1 << 20,	/* --bytes: count changed bytes */
 	ARG_DIR_PAIR = 1 << 21,	/* two DIR arguments A B, into .dir and .dir_b */
+	ARG_THREADS = 1 << 22,	/* --threads: each thread as the dump recorded it */
 };
 
 enum { ARGS_OK = 0, ARGS_HELP = 1, ARGS_FAIL = -1 };
@@ -44,6 +45,7 @@ struct args {
 	const char *out;	/* -o */
 	pid_t live_pid;		/* --pid, 0 when absent */
 	bool bytes;		/* --bytes */
+	bool threads;		/* --threads */
 	const char *dir_b;	/* the second DIR of ARG_DIR_PAIR */
 };
 

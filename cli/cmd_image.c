@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* show, verify, flatten: looking at dumps, checking them, merging a chain. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +61,87 @@ static void json_chain(const struct dump_chain *c, const struct dump_summary *su
 	json_array_end(&jw);
 }
 
-static void show_json(const struct dump_chain *c, const struct dump_summary *sums)
+static void signal_name(int sig, char *buf, size_t len)
+{
+	const char *abbrev = sig > 0 && sig < SIGRTMIN ? sigabbrev_np(sig) : NULL;
+
+	if (abbrev)
+		snprintf(buf, len, "SIG%s", abbrev);
+	else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
+		snprintf(buf, len, "SIGRTMIN+%d", sig - SIGRTMIN);
+	else
+		snprintf(buf, len, "signal %d", sig);
+}
+
+static void json_signals(const char *key, const struct dump_thread *t)
+{
+	char name[32];
+
+	json_array_begin(&jw, key);
+	for (int i = 0; i < t->npending; i++) {
+		signal_name(t->pending[i], name, sizeof(name));
+		json_str(&jw, NULL, name);
+	}
+	json_array_end(&jw);
+}
+
+static void print_signals(const struct dump_thread *t)
+{
+	char name[32];
+
+	for (int i = 0; i < t->npending; i++) {
+		signal_name(t->pending[i], name, sizeof(name));
+		printf("%s%s", i ? " " : "", name);
+	}
+	printf("%s\n", t->npending ? "" : "-");
+}
+
+/* What show --threads read: each thread as the dump recorded it. */
+struct shown_threads {
+	struct dump_thread *t, shared;
+	int n;
+};
+
+static void show_threads(const struct shown_threads *st)
+{
+	const struct dump_thread *t = st->t, *shared = &st->shared;
+	int n = st->n;
+
+	if (json_output) {
+		json_array_begin(&jw, "threads");
+		for (int i = 0; i < n; i++) {
+			json_object_begin(&jw, NULL);
+			json_i64(&jw, "tid", t[i].tid);
+			json_str(&jw, "comm", t[i].comm);
+			if (t[i].has_regs) {
+				json_hex(&jw, "ip", t[i].ip);
+				json_hex(&jw, "sp", t[i].sp);
+			}
+			json_signals("pending", &t[i]);
+			json_object_end(&jw);
+		}
+		json_array_end(&jw);
+		json_signals("pending_shared", shared);
+	} else {
+		printf("threads (registers and pending signals are recorded by frozen dumps)\n");
+		printf("  %-8s %-16s %-18s %-18s %s\n", "TID", "COMM", "IP", "SP", "PENDING");
+		for (int i = 0; i < n; i++) {
+			char ip[24] = "-", sp[24] = "-";
+
+			if (t[i].has_regs) {
+				snprintf(ip, sizeof(ip), "%#llx", (unsigned long long)t[i].ip);
+				snprintf(sp, sizeof(sp), "%#llx", (unsigned long long)t[i].sp);
+			}
+			printf("  %-8d %-16s %-18s %-18s ", t[i].tid, t[i].comm, ip, sp);
+			print_signals(&t[i]);
+		}
+		printf("  pending for the whole process: ");
+		print_signals(shared);
+	}
+}
+
+static void show_json(const struct dump_chain *c, const struct dump_summary *sums,
+		      const struct shown_threads *threads)
 {
 	const struct dump *d = &c->d[0];
 	const struct dump_summary *s = &sums[0];
@@ -115,10 +196,13 @@ static void show_json(const struct dump_chain *c, const struct dump_summary *sum
 	json_u64(&jw, "pages_total", d->pages_present + d->pages_parent);
 	json_u64(&jw, "pages_outside_vmas", s->pages_outside);
 	json_u64(&jw, "pages_bytes", d->pages_size);
+	if (threads)
+		show_threads(threads);
 	json_object_end(&jw);
 }
 
-static void show_text(const struct dump_chain *c, const struct dump_summary *sums)
+static void show_text(const struct dump_chain *c, const struct dump_summary *sums,
+		      const struct shown_threads *threads)
 {
 	const struct dump *d = &c->d[0];
 	const struct dump_summary *s = &sums[0];
@@ -172,14 +256,17 @@ static void show_text(const struct dump_chain *c, const struct dump_summary *sum
 	if (s->pages_outside)
 		printf("note: %llu described pages lie outside every mapping of the mm image\n",
 		       (unsigned long long)s->pages_outside);
+	if (threads)
+		show_threads(threads);
 }
 
 int cmd_show(int argc, char **argv)
 {
 	struct dump_summary *sums;
+	struct shown_threads th = { 0 };
 	struct dump_chain c;
 	struct args a;
-	int r = parse_args(argc, argv, ARG_DIR, &a), n = 0;
+	int r = parse_args(argc, argv, ARG_DIR | ARG_THREADS, &a), n = 0;
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
@@ -189,14 +276,19 @@ int cmd_show(int argc, char **argv)
 	for (; n < c.n; n++)
 		if (dump_summarize(&c.d[n], &sums[n]))
 			break;
+	if (n == c.n && a.threads && meta_read_threads(&c.d[0], &th.t, &th.n, &th.shared))
+		n = -1;
 	if (n == c.n) {
 		if (json_output)
-			show_json(&c, sums);
+			show_json(&c, sums, a.threads ? &th : NULL);
 		else
-			show_text(&c, sums);
+			show_text(&c, sums, a.threads ? &th : NULL);
 		r = DT_EXIT_OK;
+		if (a.threads)
+			meta_threads_free(th.t, th.n, &th.shared);
 	} else {
 		r = report_error();
+		n = n < 0 ? c.n : n;
 	}
 	while (n-- > 0)
 		dump_summary_free(&sums[n]);

@@ -39,6 +39,7 @@ struct dump_job {
 	bool is_frozen;
 	struct thread_regs *regs;
 	int nregs;
+	struct sigqueue shared;		/* the process's pending signals, when frozen */
 	struct range_set dirty, content, shmem, present, in_parent;
 	struct dump_stats stats;
 	const char *note;		/* why a full dump was taken */
@@ -162,6 +163,29 @@ static int freeze(struct dump_job *j)
 	return 0;
 }
 
+/* What is pending as we let go: it stays pending; the dump says what it was. */
+static int peek_pending(struct dump_job *j)
+{
+	for (int i = 0; i < j->nregs; i++) {
+		struct thread_regs *r = &j->regs[i];
+
+		r->pending.n = seize_peek_signals(r->tid, false, &r->pending.sig);
+		if (r->pending.n < 0)
+			return -1;
+	}
+	j->shared.n = seize_peek_signals(j->regs[0].tid, true, &j->shared.sig);
+	return j->shared.n < 0 ? -1 : 0;
+}
+
+static int stop_and_peek(struct dump_job *j)
+{
+	/* left stopped: into group stop first, so that the record is the final word */
+	if (j->a.leave_stopped && seize_group_stop(&j->frozen))
+		return dt_err(DT_EXIT_ERROR, "process %d could not be left in group stop",
+			      j->a.pid);
+	return peek_pending(j);
+}
+
 static void thaw(struct dump_job *j, uint64_t frozen_at)
 {
 	if (!j->is_frozen)
@@ -282,7 +306,8 @@ static int write_meta(struct dump_job *j)
 	for (int i = 0; i < n && !err; i++) {
 		struct thread_regs none = { .tid = tids[i] };
 
-		err = meta_write_core(j->dir.fd, j->a.pid, &j->t.stat, j->regs ? &j->regs[i] : &none);
+		err = meta_write_core(j->dir.fd, j->a.pid, &j->t.stat, j->regs ? &j->regs[i] : &none,
+				      tids[i] == j->a.pid ? &j->shared : NULL);
 	}
 	free(tids);
 	if (!err && j->parent.n)
@@ -335,7 +360,10 @@ static void job_free(struct dump_job *j)
 	set_free_all(j);
 	chain_close(&j->parent);
 	tracker_close(&j->t);
+	for (int i = 0; i < j->nregs; i++)
+		free(j->regs[i].pending.sig);
 	free(j->regs);
+	free(j->shared.sig);
 }
 
 int dump_run(const struct dump_request *rq, struct dump_report *rep)
@@ -356,7 +384,7 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 			goto fail;
 	}
 	if (check_interrupted(&j) || tracker_collect(&j.t, true, &j.dirty) || plan(&j) ||
-	    write_pages(&j))
+	    write_pages(&j) || (j.is_frozen && stop_and_peek(&j)))
 		goto fail;
 	thaw(&j, frozen_at);
 	fill_identity(&j);

@@ -34,21 +34,6 @@ static void dump_free(struct dump *d)
 	d->dirfd = -1;
 }
 
-static int read_one(int dirfd, const char *name, uint32_t magic,
-		    const ProtobufCMessageDescriptor *desc, ProtobufCMessage **msg)
-{
-	struct img_in in;
-	int r;
-
-	if (img_open(&in, dirfd, name, magic))
-		return -1;
-	r = img_get_msg(&in, desc, msg);
-	img_in_free(&in);
-	if (r > 0)
-		return dt_err(DT_EXIT_ERROR, "%s is empty", name);
-	return r;
-}
-
 static int read_pagemap(struct dump *d)
 {
 	char name[64];
@@ -148,11 +133,11 @@ static int dump_open(struct dump *d, const char *dir)
 	d->dirfd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (d->dirfd < 0)
 		return dt_err_sys(0, "dump %s", dir);
-	if (read_one(d->dirfd, "inventory.img", IMG_INVENTORY_MAGIC, &inventory_entry__descriptor,
+	if (img_read_single(d->dirfd, "inventory.img", IMG_INVENTORY_MAGIC, &inventory_entry__descriptor,
 		     &m))
 		goto fail;
 	d->inv = (InventoryEntry *)m;
-	if (read_one(d->dirfd, "pstree.img", IMG_PSTREE_MAGIC, &pstree_entry__descriptor, &m))
+	if (img_read_single(d->dirfd, "pstree.img", IMG_PSTREE_MAGIC, &pstree_entry__descriptor, &m))
 		goto fail;
 	d->pstree = (PstreeEntry *)m;
 	d->pid = d->pstree->pid;
@@ -160,7 +145,7 @@ static int dump_open(struct dump *d, const char *dir)
 		char name[64];
 
 		snprintf(name, sizeof(name), "mm-%u.img", d->pid);
-		if (read_one(d->dirfd, name, IMG_MM_MAGIC, &mm_entry__descriptor, &m))
+		if (img_read_single(d->dirfd, name, IMG_MM_MAGIC, &mm_entry__descriptor, &m))
 			goto fail;
 		d->mm = (MmEntry *)m;
 	}

@@ -162,3 +162,18 @@ void img_in_free(struct img_in *in)
 	free(in->data);
 	in->data = NULL;
 }
+
+int img_read_single(int dirfd, const char *name, uint32_t magic,
+		    const ProtobufCMessageDescriptor *desc, ProtobufCMessage **msg)
+{
+	struct img_in in;
+	int r;
+
+	if (img_open(&in, dirfd, name, magic))
+		return -1;
+	r = img_get_msg(&in, desc, msg);
+	img_in_free(&in);
+	if (r > 0)
+		return dt_err(DT_EXIT_ERROR, "%s is empty", name);
+	return r;
+}

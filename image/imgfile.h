@@ -46,5 +46,8 @@ int img_open(struct img_in *in, int dirfd, const char *name, uint32_t magic);
 /* 0 and *msg, 1 at the end, -1 on a truncated or corrupt record. */
 int img_get_msg(struct img_in *in, const ProtobufCMessageDescriptor *d, ProtobufCMessage **msg);
 void img_in_free(struct img_in *in);
+/* An image of one record (inventory, pstree, mm, core): read, check, unpack. */
+int img_read_single(int dirfd, const char *name, uint32_t magic,
+		    const ProtobufCMessageDescriptor *desc, ProtobufCMessage **msg);
 
 #endif

@@ -7,9 +7,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/futex.h>
 
 #include "core.pb-c.h"
 #include "image/chain.h"
@@ -248,8 +251,32 @@ static uint64_t sig_blocked(pid_t pid, pid_t tid)
 	return v;
 }
 
-int meta_write_core(int dirfd, pid_t pid, const struct proc_stat *st, const struct thread_regs *t)
+/* A queue as CRIU stores it: one siginfo blob per signal (entries in e). */
+static SignalQueueEntry *queue_entry(const struct sigqueue *q, SignalQueueEntry *qe,
+				     SiginfoEntry **ptrs, SiginfoEntry *e)
 {
+	signal_queue_entry__init(qe);
+	for (int i = 0; i < q->n; i++) {
+		siginfo_entry__init(&e[i]);
+		e[i].siginfo.len = sizeof(siginfo_t);
+		e[i].siginfo.data = (uint8_t *)&q->sig[i];
+		ptrs[i] = &e[i];
+	}
+	qe->n_signals = (size_t)q->n;
+	qe->signals = ptrs;
+	return qe;
+}
+
+int meta_write_core(int dirfd, pid_t pid, const struct proc_stat *st, const struct thread_regs *t,
+		    const struct sigqueue *shared)
+{
+	int nsh = shared ? shared->n : 0, nown = t->pending.n, err;
+	SiginfoEntry *e = xcalloc((size_t)(nsh + nown + 1), sizeof(*e));
+	SiginfoEntry **ptrs = xcalloc((size_t)(nsh + nown + 1), sizeof(*ptrs));
+	SignalQueueEntry sq_s, sq_p;
+	ThreadCoreEntry thc = THREAD_CORE_ENTRY__INIT;
+	struct robust_list_head *rla = NULL;
+	size_t rla_len = 0;
 	CoreEntry core = CORE_ENTRY__INIT;
 	TaskCoreEntry tc = TASK_CORE_ENTRY__INIT;
 	ThreadInfoX86 ti = THREAD_INFO_X86__INIT;
@@ -295,8 +322,87 @@ int meta_write_core(int dirfd, pid_t pid, const struct proc_stat *st, const stru
 		ti.fpregs = &fp;
 		core.thread_info = &ti;
 	}
+	if (shared && shared->n)
+		tc.signals_s = queue_entry(shared, &sq_s, ptrs, e);
+	if (t->pending.n)
+		thc.signals_p = queue_entry(&t->pending, &sq_p, ptrs + nsh, e + nsh);
+	/* the robust futex list: CRIU's thread core needs it */
+	syscall(SYS_get_robust_list, t->tid, &rla, &rla_len);
+	thc.futex_rla = (uint64_t)(uintptr_t)rla;
+	thc.futex_rla_len = (uint32_t)rla_len;
+	thc.has_blk_sigset = true;
+	thc.blk_sigset = tc.blk_sigset;
+	core.thread_core = &thc;
 	snprintf(name, sizeof(name), "core-%d.img", t->tid);
-	return write_single(dirfd, name, IMG_CORE_MAGIC, &core.base);
+	err = write_single(dirfd, name, IMG_CORE_MAGIC, &core.base);
+	free(e);
+	free(ptrs);
+	return err;
+}
+
+static void signos(const SignalQueueEntry *q, struct dump_thread *t)
+{
+	t->npending = 0;
+	t->pending = xcalloc(q ? q->n_signals + 1 : 1, sizeof(int));
+	for (size_t i = 0; q && i < q->n_signals; i++) {
+		siginfo_t si;
+
+		if (q->signals[i]->siginfo.len < sizeof(int))
+			continue;
+		memset(&si, 0, sizeof(si));
+		memcpy(&si, q->signals[i]->siginfo.data,
+		       q->signals[i]->siginfo.len < sizeof(si) ? q->signals[i]->siginfo.len : sizeof(si));
+		t->pending[t->npending++] = si.si_signo;
+	}
+}
+
+int meta_read_threads(const struct dump *d, struct dump_thread **out, int *n,
+		      struct dump_thread *shared)
+{
+	size_t nt = d->pstree->n_threads;
+	struct dump_thread *t = xcalloc(nt ? nt : 1, sizeof(*t));
+
+	memset(shared, 0, sizeof(*shared));
+	signos(NULL, shared);
+	for (size_t i = 0; i < nt; i++) {
+		ProtobufCMessage *m;
+		CoreEntry *c;
+		char name[64];
+
+		t[i].tid = (pid_t)d->pstree->threads[i];
+		snprintf(name, sizeof(name), "core-%d.img", t[i].tid);
+		if (img_read_single(d->dirfd, name, IMG_CORE_MAGIC, &core_entry__descriptor, &m)) {
+			dt_err_prefix("%s: ", d->path);
+			meta_threads_free(t, (int)i, shared);
+			return -1;
+		}
+		c = (CoreEntry *)m;
+		if (c->tc && c->tc->comm)
+			snprintf(t[i].comm, sizeof(t[i].comm), "%s", c->tc->comm);
+		if (c->thread_info && c->thread_info->gpregs) {
+			t[i].has_regs = true;
+			t[i].ip = c->thread_info->gpregs->ip;
+			t[i].sp = c->thread_info->gpregs->sp;
+		}
+		signos(c->thread_core ? c->thread_core->signals_p : NULL, &t[i]);
+		if (c->tc && c->tc->signals_s) {
+			free(shared->pending);
+			signos(c->tc->signals_s, shared);
+		}
+		core_entry__free_unpacked(c, NULL);
+	}
+	*out = t;
+	*n = (int)nt;
+	return 0;
+}
+
+void meta_threads_free(struct dump_thread *t, int n, struct dump_thread *shared)
+{
+	for (int i = 0; i < n; i++)
+		free(t[i].pending);
+	free(t);
+	free(shared->pending);
+	shared->pending = NULL;
 }
 
 int meta_write_stats(int dirfd, const struct dump_stats *s)

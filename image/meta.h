@@ -6,6 +6,7 @@
 #ifndef DT_META_H
 #define DT_META_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -34,11 +35,28 @@ struct dump_stats {
 	uint64_t pages_scanned, pages_skipped_parent, pages_written;
 };
 
+/* Signals pending, as PTRACE_PEEKSIGINFO gives them (not dequeued). */
+struct sigqueue {
+	siginfo_t *sig;
+	int n;
+};
+
 struct thread_regs {
 	pid_t tid;
 	bool valid;
 	struct user_regs_struct regs;
 	struct user_fpregs_struct fpregs;
+	struct sigqueue pending;	/* frozen dumps: this thread's own queue */
+};
+
+/* A thread as a dump recorded it (core-TID.img), for show. */
+struct dump_thread {
+	pid_t tid;
+	char comm[32];
+	bool has_regs;
+	uint64_t ip, sp;
+	int *pending;			/* signal numbers, in queue order */
+	int npending;
 };
 
 struct dump;
@@ -48,7 +66,16 @@ int meta_write_inventory(int dirfd, const struct dump_identity *id);
 int meta_read_identity(const struct dump *d, struct dump_identity *id);
 int meta_write_pstree(int dirfd, const struct proc_stat *st, const pid_t *tids, int n);
 int meta_write_mm(int dirfd, const struct proc_stat *st, const struct vma_list *vmas);
-int meta_write_core(int dirfd, pid_t pid, const struct proc_stat *st, const struct thread_regs *t);
+/* shared: the process's queue, written with the main thread (may be NULL). */
+int meta_write_core(int dirfd, pid_t pid, const struct proc_stat *st, const struct thread_regs *t,
+		    const struct sigqueue *shared);
+/*
+ * Every thread of dump d, from its core images; *shared gets the process's
+ * pending signals.  Free with meta_threads_free.
+ */
+int meta_read_threads(const struct dump *d, struct dump_thread **out, int *n,
+		      struct dump_thread *shared);
+void meta_threads_free(struct dump_thread *t, int n, struct dump_thread *shared);
 int meta_write_stats(int dirfd, const struct dump_stats *s);
 /* Copy an image file unchanged (flatten keeps pstree, mm, core). */
 int meta_copy_file(int from_dirfd, int to_dirfd, const char *name);

@@ -106,6 +106,17 @@ static int read_span(struct mem_reader *m, uint64_t addr, size_t len, unsigned c
 	return 0;
 }
 
+static int flush(struct mem_reader *m, mem_put_fn put, void *ctx, size_t *fill, bool *first)
+{
+	if (put(ctx, m->buf, *fill))
+		return -1;
+	*fill = 0;
+	if (*first)
+		dt_fault_point("mid-copy");
+	*first = false;
+	return 0;
+}
+
 int mem_copy(struct mem_reader *m, const struct range_set *ranges, mem_put_fn put, void *ctx)
 {
 	size_t fill = 0;
@@ -127,15 +138,9 @@ int mem_copy(struct mem_reader *m, const struct range_set *ranges, mem_put_fn pu
 					die_oom();
 				a += skip;
 			}
-			if (fill == MEMREAD_BUF || (skip && fill)) {
-				if (put(ctx, m->buf, fill))
-					return -1;
-				fill = 0;
-				if (first)
-					dt_fault_point("mid-copy");
-				first = false;
-			}
+			if ((fill == MEMREAD_BUF || (skip && fill)) && flush(m, put, ctx, &fill, &first))
+				return -1;
 		}
 	}
-	return fill ? put(ctx, m->buf, fill) : 0;
+	return fill ? flush(m, put, ctx, &fill, &first) : 0;
 }

@@ -240,20 +240,119 @@ fail:
 	return -1;
 }
 
-void seize_release(struct seized *s, bool leave_stopped)
+#ifndef PTRACE_GETSIGMASK
+#define PTRACE_GETSIGMASK 0x420a
+#define PTRACE_SETSIGMASK 0x420b
+#endif
+
+static void detach_all(struct seized *s)
 {
-	/*
-	 * A SIGSTOP queued before detaching is acted on by the threads as
-	 * they leave the ptrace stop: the process ends up in group stop as if
-	 * we had never been there (or as the caller asked).
-	 */
-	if (s->n && (leave_stopped || s->was_stopped || s->stop_arrived))
-		kill(s->pid, SIGSTOP);
 	for (int i = 0; i < s->n; i++)
 		ptrace(PTRACE_DETACH, s->tids[i], 0, 0);
 	free(s->tids);
 	s->tids = NULL;
 	s->n = 0;
+}
+
+/*
+ * Put every thread in group stop without letting any handler run: with
+ * every signal blocked, the SIGSTOP we send is the one signal a thread can
+ * take when it resumes, so the signals that were pending stay pending, in
+ * order, for whoever continues the process.  Then the masks go back; a
+ * thread in group stop stays stopped after PTRACE_DETACH.
+ */
+/* Resume thread tid and wait until it sits in group stop (or is gone). */
+static int into_group_stop(pid_t tid)
+{
+	if (ptrace(PTRACE_CONT, tid, 0, 0))
+		return errno == ESRCH ? 0 : -1;
+	for (;;) {
+		int st;
+
+		if (wait_deadline(tid, &st))
+			return -1;
+		if (WIFEXITED(st) || WIFSIGNALED(st))
+			return 0;
+		if (!WIFSTOPPED(st))
+			continue;
+		if ((st >> 16) == PTRACE_EVENT_STOP && is_stop_signal(WSTOPSIG(st)))
+			return 0;
+		/* the SIGSTOP itself (signal-delivery-stop): let it start the group stop */
+		if (ptrace(PTRACE_CONT, tid, 0, WSTOPSIG(st) == SIGSTOP ? SIGSTOP : 0))
+			return errno == ESRCH ? 0 : -1;
+	}
+}
+
+int seize_group_stop(struct seized *s)
+{
+	uint64_t all = ~0ULL, *masks = xcalloc(s->n, sizeof(*masks));
+	int err = 0;
+
+	for (int i = 0; i < s->n && !err; i++)
+		err = ptrace(PTRACE_GETSIGMASK, s->tids[i], sizeof(uint64_t), &masks[i]) ||
+		      ptrace(PTRACE_SETSIGMASK, s->tids[i], sizeof(uint64_t), &all);
+	if (!err && kill(s->pid, SIGSTOP))
+		err = -1;
+	/*
+	 * One thread first: the only one running, it takes the SIGSTOP and
+	 * starts the group stop.  The others are resumed only then, and find
+	 * the stop pending before they could return to user code: no thread
+	 * runs an instruction after the dump was copied.
+	 */
+	for (int i = 0; i < s->n && !err; i++)
+		err = into_group_stop(s->tids[i]);
+	for (int i = 0; i < s->n; i++)
+		ptrace(PTRACE_SETSIGMASK, s->tids[i], sizeof(uint64_t), &masks[i]);
+	free(masks);
+	s->in_group_stop = !err;
+	return err;
+}
+
+void seize_release(struct seized *s, bool leave_stopped)
+{
+	if (s->n && (leave_stopped || s->was_stopped || s->stop_arrived)) {
+		if (s->in_group_stop || seize_group_stop(s) == 0) {
+			detach_all(s);
+			return;
+		}
+		/*
+		 * A SIGSTOP queued before detaching is acted on by the threads as
+		 * they leave the ptrace stop: the process ends up in group stop
+		 * (a pending handled signal may run first).
+		 */
+		kill(s->pid, SIGSTOP);
+	} else if (s->in_group_stop) {
+		/* stopped for a dump that then failed: it runs on, as it did */
+		detach_all(s);
+		kill(s->pid, SIGCONT);
+		return;
+	}
+	detach_all(s);
+}
+
+int seize_peek_signals(pid_t tid, bool shared, siginfo_t **out)
+{
+	siginfo_t *all = NULL;
+	int n = 0;
+
+	for (;;) {
+		struct __ptrace_peeksiginfo_args a = {
+			.off = (uint64_t)n, .flags = shared ? PTRACE_PEEKSIGINFO_SHARED : 0, .nr = 32,
+		};
+		long got;
+
+		all = xrealloc(all, (n + 32) * sizeof(*all));
+		got = ptrace(PTRACE_PEEKSIGINFO, tid, &a, all + n);
+		if (got < 0) {
+			free(all);
+			return dt_err_sys(0, "PTRACE_PEEKSIGINFO thread %d", tid);
+		}
+		n += (int)got;
+		if (got < 32)
+			break;
+	}
+	*out = all;
+	return n;
 }
 
 pid_t seize_pick_thread(const struct seized *s)

@@ -7,6 +7,7 @@
 #define DT_SEIZE_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <sys/types.h>
 
 struct seized {
@@ -15,6 +16,7 @@ struct seized {
 	int n;
 	bool was_stopped;	/* in group stop (SIGSTOP) before we came */
 	bool stop_arrived;	/* a SIGSTOP arrived while we held it */
+	bool in_group_stop;	/* seize_group_stop() put it there */
 	unsigned long long start_time;
 };
 
@@ -23,6 +25,12 @@ struct seized {
  * shows up.  On failure every thread seized so far is released.
  */
 int seize_all(pid_t pid, struct seized *s);
+/*
+ * Put every thread in group stop (still traced) without delivering any
+ * pending signal: they stay pending, in order, for whoever continues the
+ * process.  0, or -1 (seize_release then falls back to a plain SIGSTOP).
+ */
+int seize_group_stop(struct seized *s);
 /* Detach every thread; leave_stopped puts the whole process in group stop. */
 void seize_release(struct seized *s, bool leave_stopped);
 /*
@@ -31,6 +39,11 @@ void seize_release(struct seized *s, bool leave_stopped);
  * delivered (or, for SIGSTOP, remembered for release) and waiting goes on.
  */
 int seize_wait_trap(struct seized *s, pid_t tid, int *status);
+/*
+ * The signals pending for stopped thread tid (shared: the process's queue),
+ * without dequeuing them: a malloc'ed array in *out, the count returned.
+ */
+int seize_peek_signals(pid_t tid, bool shared, siginfo_t **out);
 /* The first thread that can run injected code (not a zombie). */
 pid_t seize_pick_thread(const struct seized *s);
 

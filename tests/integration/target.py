@@ -354,6 +354,13 @@ class Target:
     def sigcount(self, sig):
         return int(self.cmd("sigcount %d" % int(sig)))
 
+    def sigaction(self, sig):
+        """(handler, flags, mask) of sig, as the kernel holds them."""
+        return tuple(self.cmd("sigaction %d" % int(sig)).split())
+
+    def altstack(self, set_one=False):
+        return tuple(self.cmd("altstack set" if set_one else "altstack").split())
+
     def sigmask(self):
         return int(self.cmd("sigmask"), 16)
 

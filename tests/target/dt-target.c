@@ -1103,6 +1103,46 @@ static int cmd_signals(char **av, int ac)
 	return 0;
 }
 
+/* sigaction SIG: "ok HANDLER FLAGS MASK" as the kernel holds them. */
+static int cmd_sigaction(char **av, int ac)
+{
+	struct sigaction sa;
+	uint64_t mask = 0;
+	int sig;
+
+	if (ac != 2 || parse_signal(av[1], &sig) != 0)
+		return fail("usage: sigaction SIG");
+	if (sigaction(sig, NULL, &sa) != 0)
+		return fail_errno("sigaction");
+	for (int s = 1; s <= 64 && s < _NSIG; s++)
+		if (sigismember(&sa.sa_mask, s) == 1)
+			mask |= 1ULL << (s - 1);
+	reply("ok %lx %x %016llx", (unsigned long)(uintptr_t)sa.sa_sigaction,
+	      (unsigned)sa.sa_flags, (unsigned long long)mask);
+	return 0;
+}
+
+/* altstack [set]: the alternate signal stack ("ok SP SIZE FLAGS"); set installs one. */
+static int cmd_altstack(char **av, int ac)
+{
+	static char stack_mem[64 * 1024];
+	stack_t ss;
+
+	if (ac == 2 && !strcmp(av[1], "set")) {
+		ss.ss_sp = stack_mem;
+		ss.ss_size = sizeof(stack_mem);
+		ss.ss_flags = 0;
+		if (sigaltstack(&ss, NULL))
+			return fail_errno("sigaltstack");
+	} else if (ac != 1) {
+		return fail("usage: altstack [set]");
+	}
+	if (sigaltstack(NULL, &ss))
+		return fail_errno("sigaltstack");
+	reply("ok %lx %zu %d", (unsigned long)(uintptr_t)ss.ss_sp, ss.ss_size, ss.ss_flags);
+	return 0;
+}
+
 static int cmd_sigcount(char **av, int ac)
 {
 	int sig;
@@ -1504,6 +1544,8 @@ static const struct command commands[] = {
 	{ "block", cmd_block },
 	{ "signals", cmd_signals },
 	{ "sigcount", cmd_sigcount },
+	{ "sigaction", cmd_sigaction },
+	{ "altstack", cmd_altstack },
 	{ "fork", cmd_fork },
 	{ "forkwrite", cmd_forkwrite },
 	{ "exec", cmd_exec },
