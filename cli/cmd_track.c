@@ -68,7 +68,7 @@ int cmd_start(int argc, char **argv)
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
-	if (tracker_start(a.pid, a.backend, &t, &already))
+	if (tracker_start(a.pid, a.backend, true, &t, &already))
 		return report_error();
 	if (already) {
 		struct range_set dirty = RANGE_SET_INIT;

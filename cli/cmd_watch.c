@@ -48,6 +48,7 @@ static void print_interval(const struct tracker *t, const struct range_set *dirt
 		json_u64(&jw, "bytes", range_set_bytes(dirty));
 		json_double(&jw, "mib_per_s", interval_s > 0 ? mib / interval_s : 0);
 		json_double(&jw, "collect_ms", t->collect_ns / 1e6);
+		json_u64(&jw, "forks", t->holder.forks);
 		json_object_begin(&jw, "pages_by_kind");
 		for (size_t k = 0; k < ARRAY_SIZE(shown_kinds); k++)
 			json_u64(&jw, vma_kind_name(shown_kinds[k]), by_kind[shown_kinds[k]]);
@@ -94,7 +95,7 @@ int cmd_watch(int argc, char **argv)
 		/* not tracked yet: track for the length of the watch */
 		if (!t.untracked || dt_err_kind() == DT_EXIT_GONE)
 			return report_error();
-		if (tracker_start(a.pid, a.backend, &t, &already))
+		if (tracker_start(a.pid, a.backend, false, &t, &already))
 			return report_error();
 		if (!json_output)
 			fprintf(stderr, "dirtytrack watch: tracking process %d until the watch ends\n",
@@ -102,6 +103,11 @@ int cmd_watch(int argc, char **argv)
 	}
 	/* each collection takes the session lock for its own length only */
 	tracker_unlock(&t);
+	/* tracking lasts at least as long as we watch, whoever turned it on */
+	if (tracker_lease(&t)) {
+		tracker_close(&t);
+		return report_error();
+	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	if (!json_output)
@@ -117,7 +123,8 @@ int cmd_watch(int argc, char **argv)
 		uint64_t now;
 
 		sleep_until(next);
-		if (tracker_collect(&t, true, &dirty)) {
+		/* stopped under us, or its holder killed: say so, do not track on alone */
+		if (tracker_holder_alive(&t) || tracker_collect(&t, true, &dirty)) {
 			failed = true;
 			break;
 		}
@@ -130,10 +137,11 @@ int cmd_watch(int argc, char **argv)
 	}
 out:
 	range_set_free(&dirty);
+	/* unpinned tracking that only this watch relied on ends with it */
+	if (!failed && tracker_end_auto(&t))
+		failed = true;
 	tracker_close(&t);
 	if (failed)
-		return report_error();
-	if (!already && tracker_stop(a.pid) < 0)
 		return report_error();
 	return DT_EXIT_OK;
 }

@@ -129,13 +129,13 @@ static int open_tracking(struct dump_job *j)
 	int err;
 
 	if (!j->a.parent) {
-		err = tracker_start(j->a.pid, j->a.backend, &j->t, &already);
+		err = tracker_start(j->a.pid, j->a.backend, true, &j->t, &already);
 	} else if (tracker_open(j->a.pid, j->a.backend, &j->t)) {
 		if (!j->t.untracked || !j->a.full_if_needed)
 			return -1;
 		j->note = j->t.lost ? "tracking was lost (its holder is gone)"
 				    : "the process was not tracked";
-		err = tracker_start(j->a.pid, j->a.backend, &j->t, &already);
+		err = tracker_start(j->a.pid, j->a.backend, true, &j->t, &already);
 	} else {
 		return open_parent(j);
 	}

@@ -172,7 +172,7 @@ int main(int argc, char **argv)
 	int c;
 
 	/* the holder of a tracked process: spawned by start, never typed */
-	if (argc == 4 && !strcmp(argv[1], HOLDER_COMMAND))
+	if (argc >= 2 && !strcmp(argv[1], HOLDER_COMMAND))
 		return holder_main(argc, argv);
 	json_init(&jw, stdout);
 	opterr = 0;

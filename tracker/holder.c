@@ -35,7 +35,14 @@
 #define HOLDER_LISTEN_FD 4
 #define HOLDER_IO_TIMEOUT_S 5
 
-enum holder_op { HOLDER_OP_INFO = 1, HOLDER_OP_GET = 2, HOLDER_OP_STOP = 3 };
+enum holder_op {
+	HOLDER_OP_INFO = 1,
+	HOLDER_OP_GET = 2,
+	HOLDER_OP_STOP = 3,
+	HOLDER_OP_PIN = 4,	/* tracking stays on until stop */
+	HOLDER_OP_LEASE = 5,	/* the connection stays open while the caller relies on us */
+};
+#define HOLDER_MAX_LEASES 64
 
 struct holder_request {
 	uint32_t magic, version, op;
@@ -56,6 +63,7 @@ struct holder_msg {
 	uint64_t forks;
 	int32_t last_child;
 	uint32_t events_lost;
+	uint32_t pinned, leases;
 };
 
 static int pidfd_open(pid_t pid)
@@ -144,14 +152,17 @@ static void info_from_msg(const struct holder_msg *m, struct holder_info *info)
 	info->forks = m->forks;
 	info->last_child = m->last_child;
 	info->events_lost = m->events_lost;
+	info->pinned = m->pinned;
+	info->leases = m->leases;
 }
 
 /* ---- the command's side ------------------------------------------------ */
 
-static int spawn_holder(pid_t pid, unsigned long long start, int chan, int lsock)
+static int spawn_holder(pid_t pid, unsigned long long start, bool pinned, int chan, int lsock)
 {
 	char pidbuf[16], startbuf[24];
-	char *argv[] = { "dirtytrack", HOLDER_COMMAND, pidbuf, startbuf, NULL };
+	char *argv[] = { "dirtytrack", HOLDER_COMMAND, pidbuf, startbuf, pinned ? "pinned" : "auto",
+			 NULL };
 	pid_t child;
 	int st;
 
@@ -181,7 +192,7 @@ static int spawn_holder(pid_t pid, unsigned long long start, int chan, int lsock
 	return 0;
 }
 
-int holder_spawn(pid_t pid, unsigned long long start_time, int *uffd, int *commit,
+int holder_spawn(pid_t pid, unsigned long long start_time, bool pinned, int *uffd, int *commit,
 		 struct holder_info *info)
 {
 	struct sockaddr_un sa;
@@ -207,7 +218,7 @@ int holder_spawn(pid_t pid, unsigned long long start_time, int *uffd, int *commi
 		close(lsock);
 		return dt_err_sys(0, "socketpair");
 	}
-	if (spawn_holder(pid, start_time, sv[1], lsock)) {
+	if (spawn_holder(pid, start_time, pinned, sv[1], lsock)) {
 		close(lsock);
 		close(sv[0]);
 		close(sv[1]);
@@ -336,6 +347,32 @@ int holder_query(pid_t pid, unsigned long long start_time, struct holder_info *i
 	return holder_call(pid, start_time, uffd ? HOLDER_OP_GET : HOLDER_OP_INFO, info, uffd, NULL);
 }
 
+int holder_pin(pid_t pid, unsigned long long start_time, struct holder_info *info)
+{
+	return holder_call(pid, start_time, HOLDER_OP_PIN, info, NULL, NULL);
+}
+
+int holder_lease(pid_t pid, unsigned long long start_time, int *lease)
+{
+	struct holder_request rq = { HOLDER_MAGIC, HOLDER_VERSION, HOLDER_OP_LEASE };
+	struct holder_msg m;
+	pid_t holder = 0;
+	int sock = -1, fd, r = holder_connect(pid, start_time, &sock, &holder);
+
+	*lease = -1;
+	if (r <= 0)
+		return r;
+	if (send(sock, &rq, sizeof(rq), MSG_NOSIGNAL) != sizeof(rq) ||
+	    recv_with_fd(sock, &m, sizeof(m), &fd) != (ssize_t)sizeof(m) || m.magic != HOLDER_MAGIC) {
+		close(sock);
+		return 0;	/* it was on its way out */
+	}
+	if (fd >= 0)
+		close(fd);
+	*lease = sock;
+	return 1;
+}
+
 int holder_stop(pid_t pid, unsigned long long start_time)
 {
 	struct holder_info info;
@@ -369,6 +406,8 @@ struct holder {
 	pid_t requester;		/* the command that spawned us, for fault points */
 	struct holder_msg state;
 	struct proc_events ev;
+	int leases[HOLDER_MAX_LEASES];
+	int nleases;
 	bool done;
 };
 
@@ -493,16 +532,36 @@ static void serve(struct holder *h)
 	set_timeouts(c);
 	n = recv(c, &rq, sizeof(rq), 0);
 	if (n == sizeof(rq) && rq.magic == HOLDER_MAGIC && rq.version == HOLDER_VERSION) {
+		bool keep = rq.op == HOLDER_OP_LEASE && h->nleases < HOLDER_MAX_LEASES;
+
 		if (rq.op == HOLDER_OP_STOP)
 			h->done = true;
+		if (rq.op == HOLDER_OP_PIN)
+			h->state.pinned = 1;
 		/* exec may have come before its event: never hand out a stale context */
 		if (rq.op == HOLDER_OP_GET)
 			look_at_target(h);
+		if (keep)
+			h->state.leases = (uint32_t)h->nleases + 1;
 		if (!h->done || rq.op == HOLDER_OP_STOP)
 			send_with_fd(c, &h->state, sizeof(h->state),
 				     rq.op == HOLDER_OP_GET ? h->uffd : -1);
+		if (keep && !h->done) {
+			h->leases[h->nleases++] = c;
+			return;
+		}
 	}
 	close(c);
+}
+
+/* A lease ended (its command exited, however): unpinned tracking ends with the last. */
+static void drop_lease(struct holder *h, int i)
+{
+	close(h->leases[i]);
+	h->leases[i] = h->leases[--h->nleases];
+	h->state.leases = (uint32_t)h->nleases;
+	if (!h->state.pinned && h->nleases == 0)
+		h->done = true;
 }
 
 /* Subscribed before the attach: no fork or exec falls between the two. */
@@ -528,11 +587,15 @@ static void holder_loop(struct holder *h)
 	}
 	look_at_target(h);
 	while (!h->done) {
-		struct pollfd p[4] = {
+		struct pollfd p[4 + HOLDER_MAX_LEASES] = {
 			{ h->lsock, POLLIN, 0 }, { h->pidfd, POLLIN, 0 }, { h->sigfd, POLLIN, 0 },
 			{ events ? proc_events_fd(&h->ev) : -1, POLLIN, 0 },
 		};
-		int r = poll(p, 4, events ? -1 : 1000);
+		int nl = h->nleases, r;
+
+		for (int i = 0; i < nl; i++)
+			p[4 + i] = (struct pollfd){ h->leases[i], POLLIN, 0 };
+		r = poll(p, (nfds_t)(4 + nl), events ? -1 : 1000);
 
 		if (r < 0 && errno != EINTR)
 			break;
@@ -551,9 +614,14 @@ static void holder_loop(struct holder *h)
 				look_at_target(h);
 			}
 		}
+		for (int i = nl - 1; i >= 0; i--)
+			if (p[4 + i].revents)
+				drop_lease(h, i);
 		if (!h->done && p[0].revents)
 			serve(h);
 	}
+	while (h->nleases)
+		close(h->leases[--h->nleases]);
 }
 
 static void holder_signals(struct holder *h)
@@ -580,8 +648,9 @@ int holder_main(int argc, char **argv)
 	unsigned long long start;
 	int pid;
 
-	if (argc != 4 || !parse_int(argv[2], &pid) || pid <= 0 ||
-	    sscanf(argv[3], "%llu", &start) != 1) {
+	if (argc != 5 || !parse_int(argv[2], &pid) || pid <= 0 ||
+	    sscanf(argv[3], "%llu", &start) != 1 ||
+	    (strcmp(argv[4], "pinned") && strcmp(argv[4], "auto"))) {
 		fprintf(stderr, "dirtytrack: %s is internal: it is spawned by start\n", HOLDER_COMMAND);
 		return DT_EXIT_ERROR;
 	}
@@ -599,7 +668,7 @@ int holder_main(int argc, char **argv)
 	dt_fault_set_handler(kill_requester);
 	h.state = (struct holder_msg){ .magic = HOLDER_MAGIC, .version = HOLDER_VERSION,
 				       .holder_pid = getpid(), .target_pid = pid,
-				       .target_start = start,
+				       .target_start = start, .pinned = !strcmp(argv[4], "pinned"),
 				       .started_unix = (uint64_t)time(NULL) };
 	open_events(&h);
 	h.pidfd = pidfd_open(pid);

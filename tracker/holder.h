@@ -41,6 +41,8 @@ struct holder_info {
 	uint64_t forks;			/* children the target forked since start */
 	pid_t last_child;
 	bool events_lost;		/* the connector overflowed once */
+	bool pinned;			/* on until stop (start, dump); else while leased */
+	unsigned int leases;		/* commands relying on it now (watch) */
 };
 
 /*
@@ -49,7 +51,7 @@ struct holder_info {
  * channel that holder_commit() closes once the session is recorded (if
  * this process dies first, the holder drops tracking and exits).
  */
-int holder_spawn(pid_t pid, unsigned long long start_time, int *uffd, int *commit,
+int holder_spawn(pid_t pid, unsigned long long start_time, bool pinned, int *uffd, int *commit,
 		 struct holder_info *info);
 int holder_commit(int commit);
 /* Tracking is abandoned: the holder exits without serving anyone. */
@@ -60,6 +62,14 @@ void holder_abandon(int commit);
  * take a handle on its userfaultfd.  1 found, 0 no holder, -1 error.
  */
 int holder_query(pid_t pid, unsigned long long start_time, struct holder_info *info, int *uffd);
+/*
+ * Tracking turned on by start or dump is pinned: on until stop.  Tracking a
+ * watch turned on lasts while some command holds a lease on it (the lease
+ * is a connection: it ends when the command does, killed or not), unless
+ * something pins it meanwhile.  1 done, 0 no holder, -1.
+ */
+int holder_pin(pid_t pid, unsigned long long start_time, struct holder_info *info);
+int holder_lease(pid_t pid, unsigned long long start_time, int *lease);
 /* Tell it to end and wait until it has: 1 it ended, 0 there was none, -1. */
 int holder_stop(pid_t pid, unsigned long long start_time);
 

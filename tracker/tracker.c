@@ -24,6 +24,7 @@ static void tracker_init(struct tracker *t, pid_t pid)
 	t->uffd = -1;
 	t->scan.fd = -1;
 	t->lock_fd = -1;
+	t->lease_fd = -1;
 }
 
 void tracker_unlock(struct tracker *t)
@@ -60,6 +61,9 @@ static int relock(struct tracker *t)
 void tracker_close(struct tracker *t)
 {
 	tracker_unlock(t);
+	if (t->lease_fd >= 0)
+		close(t->lease_fd);
+	t->lease_fd = -1;
 	if (t->uffd >= 0)
 		close(t->uffd);
 	t->uffd = -1;
@@ -481,7 +485,7 @@ int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t)
 	return open_tracked(t, b);
 }
 
-int tracker_start(pid_t pid, enum dirty_backend b, struct tracker *t, bool *already)
+int tracker_start(pid_t pid, enum dirty_backend b, bool pin, struct tracker *t, bool *already)
 {
 	struct range_set armed = RANGE_SET_INIT;
 	int found = probe(t, pid), commit = -1;
@@ -493,10 +497,14 @@ int tracker_start(pid_t pid, enum dirty_backend b, struct tracker *t, bool *alre
 	}
 	if (found) {
 		*already = true;
+		if (pin && !t->holder.pinned && holder_pin(pid, t->stat.start_time, &t->holder) < 0) {
+			tracker_close(t);
+			return -1;
+		}
 		return open_tracked(t, b);
 	}
 	/* the holder attaches and injects; we register, arm and record */
-	if (holder_spawn(pid, t->stat.start_time, &t->uffd, &commit, &t->holder)) {
+	if (holder_spawn(pid, t->stat.start_time, pin, &t->uffd, &commit, &t->holder)) {
 		tracker_unlock(t);
 		return -1;
 	}
@@ -526,6 +534,49 @@ int tracker_start(pid_t pid, enum dirty_backend b, struct tracker *t, bool *alre
 	}
 	range_set_free(&armed);
 	return 0;
+}
+
+int tracker_lease(struct tracker *t)
+{
+	int r = holder_lease(t->pid, t->stat.start_time, &t->lease_fd);
+
+	if (r == 0)
+		return dt_err(DT_EXIT_ERROR, "tracking of process %d ended meanwhile", t->pid);
+	return r < 0 ? -1 : 0;
+}
+
+int tracker_holder_alive(struct tracker *t)
+{
+	struct holder_info now;
+	int r = holder_query(t->pid, t->stat.start_time, &now, NULL);
+
+	if (r < 0)
+		return -1;
+	if (r == 0 || now.uffd_ino != t->holder.uffd_ino) {
+		/* the holder ends with its target: exit and exec say so themselves */
+		dt_err_clear();
+		explain_gone(t);
+		if (dt_err_kind() == DT_EXIT_GONE)
+			return -1;
+		return dt_err(DT_EXIT_ERROR, "tracking of process %d ended: its holder (pid %d) is gone "
+			      "(tracking was stopped, or the holder killed)", t->pid,
+			      t->holder.holder_pid);
+	}
+	t->holder = now;
+	return 0;
+}
+
+int tracker_end_auto(struct tracker *t)
+{
+	struct holder_info now;
+	int r;
+
+	/* the last lease on tracking nobody pinned: end it now, and its record */
+	r = holder_query(t->pid, t->stat.start_time, &now, NULL);
+	if (r <= 0 || now.pinned || now.leases > 1 || now.uffd_ino != t->holder.uffd_ino)
+		return r < 0 ? -1 : 0;
+	r = tracker_stop(t->pid);
+	return r < 0 ? -1 : 0;
 }
 
 int tracker_stop(pid_t pid)

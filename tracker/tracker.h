@@ -46,11 +46,22 @@ struct tracker {
 	bool lost;			/* ... because its holder is gone */
 	bool hold_journal;		/* a dump: collections stay pending until complete */
 	int lock_fd;			/* the session lock, while held */
+	int lease_fd;			/* our lease on the holder (watch), or -1 */
 };
 
 /* May we look at the target at all?  Asked before anything is created. */
 int tracker_check_access(pid_t pid);
-int tracker_start(pid_t pid, enum dirty_backend b, struct tracker *t, bool *already);
+/*
+ * pin: tracking stays on until stop (start, dump).  Without it (watch),
+ * tracking turned on here ends with the last lease on it.
+ */
+int tracker_start(pid_t pid, enum dirty_backend b, bool pin, struct tracker *t, bool *already);
+/* A long runner relies on tracking: hold a lease on the holder until close. */
+int tracker_lease(struct tracker *t);
+/* Between a long runner's collections: is the holder still there? */
+int tracker_holder_alive(struct tracker *t);
+/* A long runner is done: unpinned tracking it alone relied on ends now. */
+int tracker_end_auto(struct tracker *t);
 int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t);
 /*
  * Refresh the mappings and gather written pages into *dirty (which is

@@ -315,3 +315,71 @@ def test_random_kills_during_start(ctx):
                       t.checksum('a')), orig, f'target after kill {i} ({sig.name}) of {args[0]}')
             check_eq(t.getpid(), t.pid, f'target answers after kill {i}')
         check(n > 0, 'no command was interrupted: the test measured nothing')
+
+
+def start_watch(ctx, pid, *extra):
+    p = subprocess.Popen([ctx.bin, '-j', 'watch', str(pid), '--interval', '50', *extra],
+                         env=ctx.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    check(p.stdout.readline().strip().startswith('{'), 'watch printed its first interval')
+    return p
+
+
+def test_auto_tracking_leases(ctx):
+    """Tracking a watch turned on lasts while any watch relies on it; a dump
+    or a start pins it; a killed watch lets it go."""
+    with ctx.target() as t:
+        t.map('a', 'anon', 8)
+        w1 = start_watch(ctx, t.pid)
+        holder = list(holders(t.pid))
+        check_eq(len(holder), 1, 'the first watch turned tracking on')
+        w2 = start_watch(ctx, t.pid)
+        check_eq(list(holders(t.pid)), holder, 'the second watch uses the same holder')
+        w1.send_signal(signal.SIGINT)
+        check_eq(w1.wait(10), 0, 'first watch ends cleanly')
+        # the second still watches: tracking is still on under it
+        t.write('a', 2, 1, 9)
+        line = json_line(w2)
+        check_eq(list(holders(t.pid)), holder, 'tracking stays on for the second watch')
+        check(line['pages'] >= 0 and 'forks' in line, f'watch line: {line}')
+        w2.send_signal(signal.SIGINT)
+        check_eq(w2.wait(10), 0, 'second watch ends cleanly')
+        wait_no_holder(t.pid)
+        check_eq(ctx.json('status', t.pid)['tracking'], 'off', 'status after the last watch')
+        # a dump during an auto watch pins tracking: its session outlives the watch
+        w3 = start_watch(ctx, t.pid)
+        d1, d2 = os.path.join(ctx.tmp, 'd1'), os.path.join(ctx.tmp, 'd2')
+        dump(ctx, t.pid, d1)
+        w3.send_signal(signal.SIGTERM)
+        check_eq(w3.wait(10), 0, 'watch ends on SIGTERM')
+        check_eq(ctx.json('status', t.pid)['tracking'], 'on', 'the dump pinned tracking')
+        # the watch consumed writes after d1 (as documented): d1 is no parent now,
+        # but the session is the same one, and the chain goes on from a new dump
+        refuse(ctx, t.pid, d2, parent=d1, words=('latest collection',))
+        dump(ctx, t.pid, d2)
+        t.write('a', 4, 1, 10)
+        res, _ = dump(ctx, t.pid, d2 + 'b', parent=d2)
+        check(not res['full'], f'incremental after the watch ended: {res}')
+        ctx.json('stop', t.pid)
+        # a watch killed outright: its lease ends with it, and so does the tracking
+        w4 = start_watch(ctx, t.pid)
+        w4.kill()
+        w4.wait()
+        wait_no_holder(t.pid)
+        check_eq(uw_vmas(t.pid), [], 'no registration left after a killed watch')
+
+
+def json_line(p):
+    import json
+    return json.loads(p.stdout.readline())
+
+
+def test_watch_ends_when_tracking_is_stopped(ctx):
+    with ctx.target() as t:
+        ctx.json('start', t.pid)
+        w = start_watch(ctx, t.pid)
+        ctx.json('stop', t.pid)
+        check_eq(w.wait(10), EXIT_ERROR, 'watch after stop under it')
+        err = w.stderr.read()
+        check('ended' in err and 'holder' in err, f'watch says why: {err!r}')
+        wait_no_holder(t.pid)
+        check_eq(uw_vmas(t.pid), [], 'no registration once the watch let go')
