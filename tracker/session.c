@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,17 +121,65 @@ int session_lock(pid_t pid)
 	if (ensure_dir())
 		return -1;
 	snprintf(path, sizeof(path), "%s/%d.lock", session_dir(), pid);
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return dt_err_sys(0, "opening %s", path);
-	while (flock(fd, LOCK_EX)) {
-		if (errno != EINTR) {
-			dt_err_sys(0, "locking %s", path);
-			close(fd);
-			return -1;
+	for (;;) {
+		struct stat held, now;
+
+		fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return dt_err_sys(0, "opening %s", path);
+		while (flock(fd, LOCK_EX)) {
+			if (errno != EINTR) {
+				dt_err_sys(0, "locking %s", path);
+				close(fd);
+				return -1;
+			}
 		}
+		/* session_gc may have removed the file we waited on: lock the one there now */
+		if (fstat(fd, &held) == 0 && stat(path, &now) == 0 && held.st_ino == now.st_ino)
+			return fd;
+		close(fd);
 	}
-	return fd;
+}
+
+static bool pid_gone(const char *name)
+{
+	char proc[32];
+	int pid;
+	char *dot = strchr(name, '.');
+
+	if (!dot || dot == name || (strcmp(dot, ".lock") && strcmp(dot, ".session")))
+		return false;
+	if (sscanf(name, "%d", &pid) != 1 || pid <= 0)
+		return false;
+	snprintf(proc, sizeof(proc), "/proc/%d", pid);
+	return access(proc, F_OK) != 0 && errno == ENOENT;
+}
+
+void session_gc(void)
+{
+	DIR *d = opendir(session_dir());
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		int fd;
+
+		if (!pid_gone(de->d_name))
+			continue;
+		if (strstr(de->d_name, ".session")) {
+			unlinkat(dirfd(d), de->d_name, 0);
+			continue;
+		}
+		/* a lock nobody holds: taken first, so no waiter is left on a removed file */
+		fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+		close(fd);
+	}
+	closedir(d);
 }
 
 void session_unlock(int fd)

@@ -69,5 +69,7 @@ void session_free(struct session *s);
 int session_lock(pid_t pid);
 void session_unlock(int fd);
 const char *session_dir(void);
+/* Remove the session files and free locks of processes that no longer exist. */
+void session_gc(void);
 
 #endif

@@ -533,6 +533,7 @@ int tracker_start(pid_t pid, enum dirty_backend b, bool pin, struct tracker *t, 
 		return -1;
 	}
 	range_set_free(&armed);
+	session_gc();
 	return 0;
 }
 
@@ -593,6 +594,8 @@ int tracker_stop(pid_t pid)
 	if (r >= 0)
 		session_remove(pid);
 	session_unlock(lock);
+	/* the state directory does not grow with every process ever tracked */
+	session_gc();
 	return r;
 }
 

@@ -383,3 +383,25 @@ def test_watch_ends_when_tracking_is_stopped(ctx):
         check('ended' in err and 'holder' in err, f'watch says why: {err!r}')
         wait_no_holder(t.pid)
         check_eq(uw_vmas(t.pid), [], 'no registration once the watch let go')
+
+
+def test_state_directory_does_not_grow(ctx):
+    from test_attach import free_pid
+    state = ctx.env['DIRTYTRACK_STATE_DIR']
+    dead = []
+    with ctx.target() as t:
+        ctx.json('start', t.pid)
+        for _ in range(3):
+            with ctx.target() as gone:
+                ctx.json('start', gone.pid)
+                dead.append(gone.pid)
+            wait_no_holder(dead[-1])
+        stale = free_pid()
+        for n in (f'{stale}.lock', f'{stale}.session'):
+            with open(os.path.join(state, n), 'w') as f:
+                f.write('dirtytrack-session 2\n')
+        ctx.json('stop', t.pid)
+        left = sorted(os.listdir(state))
+        check_eq([n for n in left if n.split('.')[0] in {str(p) for p in dead + [stale]}], [],
+                 f'files of dead processes left in the state directory: {left}')
+        check(f'{t.pid}.lock' in left, f'the live target keeps its lock file: {left}')
