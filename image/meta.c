@@ -237,13 +237,13 @@ int meta_write_mm(int dirfd, const struct proc_stat *st, const struct vma_list *
 
 static uint64_t sig_blocked(pid_t pid, pid_t tid)
 {
-	char path[64], *buf, *p;
+	char path[64], *buf;
 	uint64_t v = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
 	buf = read_file(path, NULL);
-	if (buf && (p = strstr(buf, "SigBlk:")))
-		v = strtoull(p + 7, NULL, 16);
+	if (buf && !proc_status_field(buf, "SigBlk", 16, &v))
+		v = 0;
 	free(buf);
 	return v;
 }

@@ -45,15 +45,15 @@ static int find_code_addr(pid_t pid, uint64_t *addr)
 /* Seccomp: 2 in /proc/PID/status: a filter we cannot read decides. */
 static bool seccomp_filtered(pid_t pid)
 {
-	char path[64], *buf, *p;
-	bool filtered = false;
+	char path[64], *buf;
+	uint64_t mode = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	buf = read_file(path, NULL);
-	if (buf && (p = strstr(buf, "\nSeccomp:")))
-		filtered = atoi(p + strlen("\nSeccomp:")) == 2;
+	if (buf && !proc_status_field(buf, "Seccomp", 10, &mode))
+		mode = 0;
 	free(buf);
-	return filtered;
+	return mode == 2;
 }
 
 int inject_begin(struct injector *in, struct seized *s)

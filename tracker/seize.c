@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -127,15 +128,15 @@ int seize_wait_trap(struct seized *s, pid_t tid, int *status)
 
 static int tracer_of(pid_t pid)
 {
-	char path[64], *buf, *p;
-	int tracer = 0;
+	char path[64], *buf;
+	uint64_t tracer = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	buf = read_file(path, NULL);
-	if (buf && (p = strstr(buf, "TracerPid:")))
-		tracer = atoi(p + strlen("TracerPid:"));
+	if (!buf || !proc_status_field(buf, "TracerPid", 10, &tracer) || tracer > INT_MAX)
+		tracer = 0;
 	free(buf);
-	return tracer;
+	return (int)tracer;
 }
 
 /* 1 seized, 0 nothing to seize (zombie or gone), -1 error */

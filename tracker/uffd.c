@@ -20,26 +20,30 @@
 /* Injected fds go at or above this number, out of the application's way. */
 #define HIGH_FD_MIN 1000
 
-static int fdinfo_features(pid_t pid, int fd, uint64_t *features)
+int uffd_fdinfo_parse(const char *buf, uint64_t *features)
 {
-	char path[64], *buf, *api;
+	const char *api = strstr(buf, "API:");
 	unsigned long long v, f;
 
-	char name[32];
+	if (!api || sscanf(api + 4, " %llx:%llx:", &v, &f) != 2)
+		return -1;
+	*features = f;
+	return 0;
+}
+
+static int fdinfo_features(pid_t pid, int fd, uint64_t *features)
+{
+	char path[64], name[32], *buf;
+	int r;
 
 	snprintf(name, sizeof(name), "fdinfo/%d", fd);
 	proc_path(pid, name, path, sizeof(path));
 	buf = read_file(path, NULL);
 	if (!buf)
 		return -1;
-	api = strstr(buf, "API:");
-	if (!api || sscanf(api + 4, " %llx:%llx:", &v, &f) != 2) {
-		free(buf);
-		return -1;
-	}
+	r = uffd_fdinfo_parse(buf, features);
 	free(buf);
-	*features = f;
-	return 0;
+	return r;
 }
 
 int uffd_find(pid_t pid, struct uffd_in_target *u)

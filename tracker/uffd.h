@@ -21,6 +21,8 @@ struct uffd_in_target {
 
 /* 1 when the target holds an async write-protect uffd, 0 when not, -1. */
 int uffd_find(pid_t pid, struct uffd_in_target *u);
+/* The features of the "API:" line of a userfaultfd's fdinfo text; -1 without one. */
+int uffd_fdinfo_parse(const char *buf, uint64_t *features);
 /* Inject userfaultfd() and move the fd out of the application's way. */
 int uffd_create_in_target(struct injector *in, int *target_fd);
 int uffd_close_in_target(struct injector *in, int target_fd);
