@@ -287,7 +287,7 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 
 	j.a = *rq;
 	j.dir.fd = -1;
-	if (open_tracking(&j) || dump_dir_begin(&j.dir, j.a.dir))
+	if (open_tracking(&j) || dump_dir_begin(&j.dir, j.a.dir, j.a.make_parent_dir))
 		goto fail_early;
 	if (j.a.freeze || j.a.leave_stopped) {
 		frozen_at = now_ns();

@@ -50,7 +50,7 @@ int meta_write_pstree(int dirfd, const struct proc_stat *st, const pid_t *tids, 
 int meta_write_mm(int dirfd, const struct proc_stat *st, const struct vma_list *vmas);
 int meta_write_core(int dirfd, pid_t pid, const struct proc_stat *st, const struct thread_regs *t);
 int meta_write_stats(int dirfd, const struct dump_stats *s);
-/* Copy an image file unchanged (flatten keeps pstree, mm, core). */
-int meta_copy_file(int from_dirfd, int to_dirfd, const char *name);
+/* Copy an image file of this magic unchanged (flatten keeps pstree, mm, core). */
+int meta_copy_file(int from_dirfd, int to_dirfd, const char *name, uint32_t magic);
 
 #endif
