@@ -170,6 +170,17 @@ int proc_stat_read(pid_t pid, struct proc_stat *st)
 	return 0;
 }
 
+bool proc_exiting(pid_t pid)
+{
+	struct proc_stat st;
+
+	if (proc_stat_read(pid, &st)) {
+		dt_err_clear();
+		return true;
+	}
+	return !st.start_code && !st.start_stack;
+}
+
 static int cmp_pid(const void *a, const void *b)
 {
 	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;

@@ -23,6 +23,11 @@ struct proc_stat {
 int proc_stat_parse(const char *buf, struct proc_stat *st);
 /* Fails with DT_EXIT_GONE when the process does not exist or is a zombie. */
 int proc_stat_read(pid_t pid, struct proc_stat *st);
+/*
+ * Gone, a zombie, or exiting with its mm shed: the state in which /proc
+ * refuses access (EACCES) to files it gave a moment before.
+ */
+bool proc_exiting(pid_t pid);
 /* Same for one thread; does not refuse zombies. */
 int proc_task_stat_read(pid_t pid, pid_t tid, struct proc_stat *st);
 

@@ -56,7 +56,7 @@ int uffd_find(pid_t pid, struct uffd_in_target *u)
 	proc_path(pid, "fd", path, sizeof(path));
 	d = opendir(path);
 	if (!d) {
-		if (errno == EACCES || errno == EPERM)
+		if ((errno == EACCES || errno == EPERM) && !proc_exiting(pid))
 			return dt_err_sys(DT_EXIT_PERM, "cannot read the fds of process %d", pid);
 		return dt_err(DT_EXIT_GONE, "process %d: no such process", pid);
 	}
