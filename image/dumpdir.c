@@ -84,13 +84,9 @@ int dump_dir_begin(struct dump_dir *d, const char *path, bool make_parent)
 			return -1;
 		close(d->pfd);
 	}
-	d->pfd = path_open_parent(d->final, d->leaf, sizeof(d->leaf));
-	if (d->pfd < 0) {
-		if (errno == ENOENT || errno == ENOTDIR)
-			dt_err(DT_EXIT_ERROR, "dump directory %s: its parent is not an existing "
-			       "directory", d->final);
+	d->pfd = path_open_parent(d->final, d->leaf, sizeof(d->leaf));	/* names d->final */
+	if (d->pfd < 0)
 		return -1;
-	}
 	if (fstatat(d->pfd, d->leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISLNK(st.st_mode))
 			dt_err(DT_EXIT_ERROR, "dump directory %s is a symlink: refusing to follow it",

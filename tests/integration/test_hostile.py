@@ -115,6 +115,19 @@ def test_hostile_dump_dir_through_planted_symlink(ctx):
                 f'world-writable directory {st}')
         check_eq(tree(victim), [], 'written into the other user\'s directory')
         res = dump(ctx, t.pid, os.path.join(st, 'own', 'x'))
+        # -o and --parent go the same way: the planted link is refused
+        shutil.copytree(os.path.join(mine, 'x'), os.path.join(victim, 'x'), symlinks=True)
+        out = os.path.join(dd, 'out')
+        refused(ctx, ['flatten', os.path.join(mine, 'x'), '-o', out], EXIT_PERM,
+                f'{out}: refusing to follow {dd}, a symlink of uid {uid} in the sticky '
+                f'world-writable directory {st}')
+        refused(ctx, ['dump', t.pid, '-D', os.path.join(mine, 'z'), '--parent', x], EXIT_PERM,
+                f'{x}: refusing to follow {dd}, a symlink of uid {uid} in the sticky '
+                f'world-writable directory {st}')
+        check_eq(tree(victim), tree(os.path.join(mine, 'x')) and
+                 ['x'] + ['x/' + n for n in tree(os.path.join(mine, 'x'))],
+                 'the other user\'s directory after the refusals')
+        check(not os.path.lexists(os.path.join(mine, 'z')), 'dump with a refused parent left z')
         check_eq(res['dir'], os.path.join(st, 'own', 'x'), 'dump through our own symlink')
         check_eq(sorted(os.listdir(mine)), ['x'], 'our own symlink followed once')
         # the rule is the directory's, not the sticky bit's alone: a link the
