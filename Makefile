@@ -31,7 +31,7 @@ TARGET_BIN := $(BUILD)/dt-target
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 
-.PHONY: all check check-unit check-integration check-asan demo clean
+.PHONY: all check check-unit check-integration check-asan check-fuzz fuzz demo clean
 
 all: $(BIN) $(TARGET_BIN) $(UNIT_BIN)
 
@@ -69,6 +69,7 @@ $(BUILD)/unit/test_%: tests/unit/test_%.c $(call obj,$(CORE_SRC) cli/json.c) $(P
 check:
 	@$(MAKE) --no-print-directory check-unit
 	@$(MAKE) --no-print-directory check-integration
+	@$(MAKE) --no-print-directory check-fuzz
 	@$(MAKE) --no-print-directory check-asan
 
 check-unit: $(UNIT_BIN)
@@ -90,11 +91,58 @@ check-asan:
 	@$(ASAN_MAKE) check-unit
 	@$(ASAN_MAKE) check-integration
 
+# Fuzzing (tests/fuzz/): libFuzzer harnesses over every reader of untrusted
+# input, built with clang under ASan + UBSan.  `make fuzz` runs each target
+# FUZZ_SECONDS (default 60) from the committed seeds, keeping what it finds in
+# build-fuzz/corpus/; `make check` runs each a few seconds (about 60 s in all).
+# Any crash, leak or undefined behaviour fails, and leaves build-fuzz/crash-*.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_IMAGE   := inventory pstree mm core stats pagemap
+FUZZ_PROC    := maps smaps stat status
+FUZZ_TARGETS := $(FUZZ_IMAGE) $(FUZZ_PROC) chain
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_MAKE     = $(MAKE) --no-print-directory BUILD=build-fuzz CC=$(FUZZ_CC) \
+		SANFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN)"
+FUZZ_HARNESS := image proc chain
+
+# (run with BUILD=build-fuzz, by FUZZ_MAKE)
+$(BUILD)/fuzz/harness_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(call obj,$(CORE_SRC)) $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(filter %.c %.o,$^) $(LIBS) -o $@
+
+fuzz-bins: $(patsubst %,$(BUILD)/fuzz/harness_%,$(FUZZ_HARNESS))
+	@cd $(BUILD)/fuzz && for t in $(FUZZ_IMAGE); do ln -f harness_image fuzz_$$t; done && \
+		for t in $(FUZZ_PROC); do ln -f harness_proc fuzz_$$t; done && \
+		ln -f harness_chain fuzz_chain
+
+FUZZ_RUN = command -v $(FUZZ_CC) >/dev/null || \
+		{ echo "fuzz: $(FUZZ_CC) is missing: apt-get install clang libclang-rt-14-dev (./bootstrap.sh)"; \
+		  exit 1; }; \
+	$(FUZZ_MAKE) fuzz-bins && \
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p build-fuzz/corpus/$$t; \
+		echo "== fuzz_$$t ($$secs s)"; \
+		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		build-fuzz/fuzz/fuzz_$$t -max_total_time=$$secs -print_final_stats=1 \
+			-artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus/$$t \
+			tests/fuzz/corpus/$$t 2>build-fuzz/fuzz_$$t.log || \
+			{ tail -40 build-fuzz/fuzz_$$t.log; echo "fuzz_$$t FAILED"; exit 1; }; \
+		grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)|^\#[0-9]+.*DONE" \
+			build-fuzz/fuzz_$$t.log | tr '\n' ' '; echo; \
+	done
+
+fuzz:
+	@secs=$(FUZZ_SECONDS); $(FUZZ_RUN)
+
+check-fuzz:
+	@secs=5; $(FUZZ_RUN)
+
 demo: $(BIN) $(BUILD)/bench/workload
 	@sh scripts/demo.sh $(BIN) $(BUILD)/bench/workload
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

@@ -5,7 +5,7 @@ set -e
 cd "$(dirname "$0")"
 PKGS="make gcc libc6-dev pkg-config libprotobuf-c-dev protobuf-c-compiler libcap-dev
       libnl-3-dev libnl-genl-3-dev libunwind-dev libcmocka-dev criu python3
-      util-linux procps rsync"
+      util-linux procps rsync clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||

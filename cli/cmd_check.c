@@ -13,12 +13,14 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "lib/caps.h"
 #include "lib/uapi.h"
 #include "lib/util.h"
 #include "tracker/events.h"
 
 struct feature {
 	const char *name;
+	char name_buf[40];
 	bool ok;
 	bool required;
 	char detail[128];
@@ -119,30 +121,68 @@ static void check_pagemap_scan(struct feature *f, int *n)
 		munmap(page, PAGE_SIZE);
 }
 
+/* What we had when we started: check itself keeps nothing (lib/caps.c). */
 static void check_caps(struct feature *f, int *n)
 {
 	static const struct {
 		cap_value_t cap;
-		const char *name, *why;
+		const char *why;
 	} caps[] = {
-		{ CAP_SYS_PTRACE, "CAP_SYS_PTRACE", "trace processes of other users" },
-		{ CAP_CHECKPOINT_RESTORE, "CAP_CHECKPOINT_RESTORE", "checkpoint/restore (CRIU)" },
-		{ CAP_SYS_ADMIN, "CAP_SYS_ADMIN", "page frame numbers in pagemap" },
+		{ CAP_SYS_PTRACE, "trace processes of other users" },
+		{ CAP_DAC_READ_SEARCH, "list the fds of other users' processes" },
+		{ CAP_CHECKPOINT_RESTORE, "open /proc/PID/map_files (shared memory never mapped)" },
+		{ CAP_KILL, "stop or kill other users' processes" },
 	};
-	cap_t c = cap_get_proc();
 
 	for (size_t i = 0; i < ARRAY_SIZE(caps); i++) {
-		struct feature *x = add(f, n, caps[i].name, false);
-		cap_flag_value_t v = CAP_CLEAR;
+		struct feature *x = add(f, n, "", false);
 
-		if (c)
-			cap_get_flag(c, caps[i].cap, CAP_EFFECTIVE, &v);
-		x->ok = v == CAP_SET;
+		caps_name(caps[i].cap, x->name_buf, sizeof(x->name_buf));
+		x->name = x->name_buf;
+		x->ok = caps_had(caps[i].cap);
 		snprintf(x->detail, sizeof(x->detail), "%s: %s", x->ok ? "effective" : "absent",
 			 caps[i].why);
 	}
-	if (c)
-		cap_free(c);
+}
+
+/* The one table of lib/caps.c: what each command keeps when it has them. */
+static void print_kept_caps(void)
+{
+	size_t n;
+	const struct caps_rule *r = caps_rules(&n);
+	char name[64];
+
+	if (json_output) {
+		json_array_begin(&jw, "capabilities_kept");
+		for (size_t i = 0; i < n; i++) {
+			json_object_begin(&jw, NULL);
+			json_str(&jw, "command", r[i].cmd);
+			if (r[i].with_opt)
+				json_str(&jw, "with", r[i].with_opt);
+			else
+				json_null(&jw, "with");
+			json_array_begin(&jw, "keep");
+			for (int k = 0; k < r[i].nkeep; k++) {
+				caps_name(r[i].keep[k], name, sizeof(name));
+				json_str(&jw, NULL, name);
+			}
+			json_array_end(&jw);
+			json_str(&jw, "why", r[i].why);
+			json_object_end(&jw);
+		}
+		json_array_end(&jw);
+		return;
+	}
+	printf("capabilities each command keeps when run with them (all others dropped):\n");
+	for (size_t i = 0; i < n; i++) {
+		printf("  %-7s %-6s", r[i].cmd, r[i].with_opt ? r[i].with_opt : "");
+		for (int k = 0; k < r[i].nkeep; k++) {
+			caps_name(r[i].keep[k], name, sizeof(name));
+			printf("%s%s", k ? "," : " ", name);
+		}
+		printf("  (%s)\n", r[i].why);
+	}
+	printf("  every other command keeps none\n");
 }
 
 static void check_events(struct feature *f, int *n)
@@ -202,12 +242,14 @@ int cmd_check(int argc, char **argv)
 			json_object_end(&jw);
 		}
 		json_array_end(&jw);
+		print_kept_caps();
 		json_object_end(&jw);
 	} else {
 		printf("kernel %s (%s)\n", u.release, u.machine);
 		for (int i = 0; i < n; i++)
 			printf("  %-4s %-32s %s%s\n", f[i].ok ? "ok" : (f[i].required ? "FAIL" : "no"),
 			       f[i].name, f[i].detail, f[i].required ? "" : " [optional]");
+		print_kept_caps();
 		printf(all_ok ? "dirtytrack can track processes here\n"
 			      : "dirtytrack cannot track processes here: see FAIL above\n");
 	}

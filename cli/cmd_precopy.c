@@ -172,13 +172,6 @@ static void print_summary(const struct loop *l, const struct dump_report *final,
 	       l->converged ? "" : "; did not converge");
 }
 
-static int make_base(const char *base)
-{
-	if (mkdir(base, 0700) && errno != EEXIST)
-		return dt_err_sys(0, "creating %s", base);
-	return 0;
-}
-
 int cmd_precopy(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_stop };
@@ -200,10 +193,11 @@ int cmd_precopy(int argc, char **argv)
 	l.tty = isatty(STDOUT_FILENO);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	/* nothing is created for a process that is not there */
-	if (proc_stat_read(l.a.pid, &st) || make_base(l.a.dir))
+	/* nothing is created for a process that is not there, or not ours to trace */
+	if (proc_stat_read(l.a.pid, &st))
 		return report_error();
 	rq.pid = l.a.pid;
+	rq.make_parent_dir = true;	/* BASE, by the first dump once it may trace */
 	rq.backend = l.a.backend;
 	if (!json_output)
 		printf("%-6s %10s %10s %10s %12s %14s\n", "ITER", "PAGES", "MiB", "DUMP(ms)",

@@ -103,17 +103,17 @@ static int open_parent(struct dump_job *j)
 /* A full dump needs about the process's anonymous and shared memory. */
 static int check_space(struct dump_job *j)
 {
-	long long anon = 0, shmem = 0;
+	uint64_t anon = 0, shmem = 0;
 	struct statvfs fs;
 	uint64_t need, avail;
 	char a[32], b[32];
 
 	if (j->a.parent || fstatvfs(j->dir.fd, &fs))
 		return 0;
-	if (proc_status_field(j->a.pid, "RssAnon", &anon) < 0 ||
-	    proc_status_field(j->a.pid, "RssShmem", &shmem) < 0)
+	if (proc_status_read(j->a.pid, "RssAnon", 10, &anon) < 0 ||
+	    proc_status_read(j->a.pid, "RssShmem", 10, &shmem) < 0)
 		return -1;
-	need = (uint64_t)(anon + shmem) * 1024;
+	need = (anon + shmem) * 1024;
 	avail = (uint64_t)fs.f_bavail * fs.f_frsize;
 	if (need <= avail)
 		return 0;
@@ -374,7 +374,7 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 	j.a = *rq;
 	j.dir.fd = -1;
 	/* permission first, then the directory, and only then tracking */
-	if (tracker_check_access(j.a.pid) || dump_dir_begin(&j.dir, j.a.dir) ||
+	if (tracker_check_access(j.a.pid) || dump_dir_begin(&j.dir, j.a.dir, j.a.make_parent_dir) ||
 	    check_space(&j) || open_tracking(&j))
 		goto fail;
 	j.t.hold_journal = true;

@@ -17,6 +17,7 @@ struct dump_request {
 	const char *dir;
 	const char *parent;		/* NULL: full dump */
 	bool freeze, leave_stopped, full_if_needed;
+	bool make_parent_dir;		/* create dir's parent, once permission is established */
 	enum dirty_backend backend;
 	/* set by a signal handler: the dump stops, whole or absent */
 	volatile sig_atomic_t *interrupted;

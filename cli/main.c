@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "lib/caps.h"
 #include "lib/util.h"
 #include "pagemap/rangeset.h"
 #include "tracker/holder.h"
@@ -201,6 +202,9 @@ int main(int argc, char **argv)
 		argv += optind;
 		argc -= optind;
 		optind = 0;	/* the command parses from its own argv[0] */
+		/* least privilege before the command touches anything (lib/caps.c) */
+		if (caps_limit(prog_cmd, argc, argv))
+			return report_error();
 		return commands[i].run(argc, argv);
 	}
 	return usage_error("unknown command '%s'", argv[optind]);

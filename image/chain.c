@@ -11,6 +11,7 @@
 #include "image/chain.h"
 #include "image/imgfile.h"
 #include "lib/err.h"
+#include "lib/path.h"
 #include "lib/util.h"
 #include "inventory.pb-c.h"
 #include "mm.pb-c.h"
@@ -34,30 +35,24 @@ static void dump_free(struct dump *d)
 	d->dirfd = -1;
 }
 
-static int read_pagemap(struct dump *d)
+int dump_parse_pagemap(struct dump *d, struct img_in *in, uint64_t *pages_bytes)
 {
-	char name[64];
-	struct img_in in;
 	ProtobufCMessage *m;
 	PagemapHead *head;
 	uint64_t off = 0, prev_end = 0;
 	size_t cap = 64;
 	int r;
 
-	snprintf(name, sizeof(name), "pagemap-%u.img", d->pid);
-	if (img_open(&in, d->dirfd, name, IMG_PAGEMAP_MAGIC))
-		return -1;
-	r = img_get_msg(&in, &pagemap_head__descriptor, &m);
+	r = img_get_msg(in, &pagemap_head__descriptor, &m);
 	if (r) {
-		img_in_free(&in);
-		return r > 0 ? dt_err(DT_EXIT_ERROR, "%s is empty", name) : -1;
+		img_in_free(in);
+		return r > 0 ? dt_err(DT_EXIT_ERROR, "%s is empty", in->name) : -1;
 	}
 	head = (PagemapHead *)m;
-	snprintf(name, sizeof(name), "pages-%u.img", head->pages_id);
 	d->pages_id = head->pages_id;
 	pagemap_head__free_unpacked(head, NULL);
 	d->ents = xmalloc(cap * sizeof(*d->ents));
-	while ((r = img_get_msg(&in, &pagemap_entry__descriptor, &m)) == 0) {
+	while ((r = img_get_msg(in, &pagemap_entry__descriptor, &m)) == 0) {
 		PagemapEntry *e = (PagemapEntry *)m;
 		struct dump_entry *x;
 		uint64_t nr = e->has_nr_pages && e->nr_pages ? e->nr_pages : e->compat_nr_pages;
@@ -71,10 +66,11 @@ static int read_pagemap(struct dump *d)
 											: PE_PRESENT);
 		pagemap_entry__free_unpacked(e, NULL);
 		if (x->vaddr % PAGE_SIZE || !nr || x->vaddr < prev_end ||
-		    nr > (UINT64_MAX - x->vaddr) / PAGE_SIZE) {
-			img_in_free(&in);
-			return dt_err(DT_EXIT_ERROR, "pagemap-%u.img is corrupt: bad entry at %#llx",
-				      d->pid, (unsigned long long)x->vaddr);
+		    nr > (UINT64_MAX - x->vaddr) / PAGE_SIZE ||
+		    ((x->flags & PE_PRESENT) && nr * PAGE_SIZE > UINT64_MAX - off)) {
+			img_in_free(in);
+			return dt_err(DT_EXIT_ERROR, "%s is corrupt: bad entry at %#llx", in->name,
+				      (unsigned long long)x->vaddr);
 		}
 		prev_end = x->vaddr + nr * PAGE_SIZE;
 		x->offset = off;
@@ -85,24 +81,33 @@ static int read_pagemap(struct dump *d)
 			d->pages_parent += nr;
 		}
 	}
-	img_in_free(&in);
-	if (r < 0)
+	img_in_free(in);
+	*pages_bytes = off;
+	return r < 0 ? -1 : 0;
+}
+
+static int read_pagemap(struct dump *d)
+{
+	char name[64];
+	struct img_in in;
+	uint64_t off;
+
+	snprintf(name, sizeof(name), "pagemap-%u.img", d->pid);
+	if (img_open(&in, d->dirfd, name, IMG_PAGEMAP_MAGIC) ||
+	    dump_parse_pagemap(d, &in, &off))
 		return -1;
+	snprintf(name, sizeof(name), "pages-%u.img", d->pages_id);
 	/* the pages file must hold exactly what the entries promise */
 	{
-		int fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		struct stat st;
+		off_t size;
+		int fd = path_open_image(d->dirfd, name, SIZE_MAX, &size);
 
 		if (fd < 0)
-			return dt_err_sys(0, "%s/%s", d->path, name);
-		if (fstat(fd, &st)) {
-			close(fd);
-			return dt_err_sys(0, "%s/%s", d->path, name);
-		}
-		if ((uint64_t)st.st_size != off) {
+			return -1;
+		if ((uint64_t)size != off) {
 			close(fd);
 			return dt_err(DT_EXIT_ERROR, "%s/%s holds %lld bytes, its pagemap promises %llu "
-				      "(truncated or corrupt)", d->path, name, (long long)st.st_size,
+				      "(truncated or corrupt)", d->path, name, (long long)size,
 				      (unsigned long long)off);
 		}
 		d->pages_size = off;
@@ -121,18 +126,16 @@ static int read_pagemap(struct dump *d)
 	return 0;
 }
 
-static int dump_open(struct dump *d, const char *dir)
+/* d takes dirfd (and closes it on failure); dir names it in messages. */
+static int dump_open(struct dump *d, int dirfd, const char *dir)
 {
 	struct stat st;
 	ProtobufCMessage *m;
 
 	memset(d, 0, sizeof(*d));
-	d->dirfd = -1;
-	if (!realpath(dir, d->path))
-		return dt_err_sys(0, "dump %s", dir);
-	d->dirfd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->dirfd < 0)
-		return dt_err_sys(0, "dump %s", dir);
+	d->dirfd = dirfd;
+	if (path_of_fd(d->dirfd, d->path, sizeof(d->path)))
+		goto fail;
 	if (img_read_single(d->dirfd, "inventory.img", IMG_INVENTORY_MAGIC, &inventory_entry__descriptor,
 		     &m))
 		goto fail;
@@ -239,21 +242,79 @@ static int check_parent_identity(const struct dump *d, const struct dump *parent
 	return 0;
 }
 
+/* "../NAME": a directory beside the dump */
+static bool sibling_link(const char *link)
+{
+	const char *name = link + 3;
+
+	return !strncmp(link, "../", 3) && *name && !strchr(name, '/') && strcmp(name, ".") &&
+	       strcmp(name, "..");
+}
+
+/*
+ * The directory d's parent link names.  The link is relative and passes
+ * through no symlink; it leads beside d ("../NAME"), or, when d records
+ * the id of the dump it was taken after (check_parent_identity holds it to
+ * that), to that dump wherever dirtytrack wrote it; and the parent
+ * belongs to d's owner.
+ */
+static int open_parent_dir(const struct dump *d, const char *top)
+{
+	char link[PATH_MAX], path[PATH_MAX];
+	struct stat ds, ps;
+	ssize_t n = readlinkat(d->dirfd, "parent", link, sizeof(link) - 1);
+	int fd;
+
+	if (n < 0)
+		return dt_err_sys(0, "dump %s: %s/parent is not a symlink", top, d->path);
+	link[n] = '\0';
+	if (link[0] == '/')
+		return dt_err(DT_EXIT_ERROR, "dump %s: %s/parent is absolute (%s): a parent link is "
+			      "relative", top, d->path, link);
+	if (!d->inv->dt_parent_id && !sibling_link(link))
+		return dt_err(DT_EXIT_ERROR, "dump %s: %s/parent (%s) does not lie beside it: a dump "
+			      "that does not record its parent's id has its parent at ../NAME", top,
+			      d->path, link);
+	fd = path_open_relative_dir(d->dirfd, link);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return dt_err(DT_EXIT_ERROR, "dump %s: its parent is missing (%s/parent points "
+				      "nowhere)", top, d->path);
+		if (errno == ELOOP)
+			return dt_err(DT_EXIT_ERROR, "dump %s: %s/parent (%s) passes through a "
+				      "symlink: refusing to follow it", top, d->path, link);
+		return dt_err_sys(0, "dump %s: %s/parent", top, d->path);
+	}
+	if (fstat(fd, &ps) || fstat(d->dirfd, &ds) || path_of_fd(fd, path, sizeof(path))) {
+		dt_err_sys(0, "dump %s: %s/parent", top, d->path);
+		close(fd);
+		return -1;
+	}
+	if (ps.st_uid != ds.st_uid) {
+		close(fd);
+		return dt_err(DT_EXIT_ERROR, "dump %s: %s/parent leads to %s of uid %u, the dump "
+			      "is of uid %u: refusing to follow it", top, d->path, path,
+			      (unsigned)ps.st_uid, (unsigned)ds.st_uid);
+	}
+	return fd;
+}
+
 int chain_open(struct dump_chain *c, const char *dir)
 {
-	char next[PATH_MAX + 16];
-	int cap = 4;
+	int cap = 4, fd;
 
 	memset(c, 0, sizeof(*c));
+	fd = path_open_dir(dir, 0);	/* its error names dir */
+	if (fd < 0)
+		return -1;
 	c->d = xcalloc(cap, sizeof(*c->d));
-	snprintf(next, sizeof(next), "%s", dir);
 	for (;;) {
 		struct dump *d;
 
 		if (c->n == cap)
 			c->d = xrealloc(c->d, (cap *= 2) * sizeof(*c->d));
 		d = &c->d[c->n];
-		if (dump_open(d, next))
+		if (dump_open(d, fd, dir))
 			goto fail;
 		c->n++;
 		for (int i = 0; i < c->n - 1; i++)
@@ -279,12 +340,10 @@ int chain_open(struct dump_chain *c, const char *dir)
 			       CHAIN_MAX_DEPTH);
 			goto fail;
 		}
-		snprintf(next, sizeof(next), "%s/parent", d->path);
-		if (access(next, F_OK)) {
-			dt_err(DT_EXIT_ERROR, "dump %s: its parent is missing (%s/parent points nowhere)",
-			       c->d[0].path, d->path);
+		fd = open_parent_dir(d, c->d[0].path);
+		if (fd < 0)
 			goto fail;
-		}
+		dir = d->path;
 	}
 fail:
 	chain_close(c);

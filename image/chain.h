@@ -47,6 +47,10 @@ struct dump_chain {
 	int n;
 };
 
+struct img_in;
+/* The entries of an opened pagemap image into d, checked (in is freed). */
+int dump_parse_pagemap(struct dump *d, struct img_in *in, uint64_t *pages_bytes);
+
 /* Opens dir and all its parents; fails on anything not whole. */
 int chain_open(struct dump_chain *c, const char *dir);
 void chain_close(struct dump_chain *c);

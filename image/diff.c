@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "image/diff.h"
 #include "lib/err.h"
+#include "lib/path.h"
 #include "lib/util.h"
 #include "inventory.pb-c.h"
 #include "mm.pb-c.h"
@@ -363,8 +365,14 @@ static int pages_fd(struct differ *df, bool side_a, int level)
 
 	if (*fd == -2) {
 		snprintf(name, sizeof(name), "pages-%u.img", d->pages_id);
-		*fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		struct stat st;
+
+		*fd = path_openat(d->dirfd, name, O_RDONLY | O_NONBLOCK, 0);
 		/* no file descriptor: the mapping serves as well, only slower */
+		if (*fd >= 0 && (fstat(*fd, &st) || !S_ISREG(st.st_mode))) {
+			close(*fd);
+			*fd = -1;
+		}
 		if (*fd >= 0)
 			posix_fadvise(*fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 		else

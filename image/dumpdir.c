@@ -2,25 +2,30 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "image/dumpdir.h"
 #include "lib/err.h"
+#include "lib/path.h"
 #include "lib/util.h"
 
-static int dir_is_empty(const char *path)
+static int dir_is_empty(int pfd, const char *name)
 {
-	DIR *d = opendir(path);
+	int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
 	int empty = 1;
 
-	if (!d)
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
 		return -1;
+	}
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
 			empty = 0;
@@ -30,57 +35,88 @@ static int dir_is_empty(const char *path)
 	return empty;
 }
 
-int dump_dir_begin(struct dump_dir *d, const char *path)
+/* mkdtemp(3) relative to pfd: ".NAME.tmp-XXXXXX", 0700 */
+static int make_tmp(struct dump_dir *d)
 {
-	char copy[PATH_MAX], copy2[PATH_MAX], *base, *parent;
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+	for (int tries = 0; tries < 100; tries++) {
+		unsigned char r[6];
+
+		if (getrandom(r, sizeof(r), 0) != sizeof(r))
+			return -1;
+		snprintf(d->tmp, sizeof(d->tmp), ".%.200s.tmp-%c%c%c%c%c%c", d->leaf,
+			 chars[r[0] % 62], chars[r[1] % 62], chars[r[2] % 62], chars[r[3] % 62],
+			 chars[r[4] % 62], chars[r[5] % 62]);
+		if (mkdirat(d->pfd, d->tmp, 0700) == 0)
+			return 0;
+		if (errno != EEXIST)
+			break;
+	}
+	d->tmp[0] = '\0';
+	return -1;
+}
+
+int dump_dir_begin(struct dump_dir *d, const char *path, bool make_parent)
+{
+	char parent[PATH_MAX];
 	struct stat st;
 	size_t len = strlen(path);
 
 	memset(d, 0, sizeof(*d));
-	d->fd = -1;
+	d->fd = d->pfd = -1;
 	while (len > 1 && path[len - 1] == '/')
 		len--;
 	if (len == 0 || len >= sizeof(d->final) - 32)
 		return dt_err(DT_EXIT_ERROR, "dump directory '%s': bad path", path);
 	snprintf(d->final, sizeof(d->final), "%.*s", (int)len, path);
-	if (lstat(d->final, &st) == 0) {
-		if (S_ISLNK(st.st_mode))
-			return dt_err(DT_EXIT_ERROR, "dump directory %s is a symlink: refusing to "
-				      "follow it", d->final);
-		if (!S_ISDIR(st.st_mode))
-			return dt_err(DT_EXIT_ERROR, "dump directory %s exists and is not a directory",
-				      d->final);
-		if (dir_is_empty(d->final) != 1)
-			return dt_err(DT_EXIT_ERROR, "dump directory %s exists and is not empty",
-				      d->final);
-	} else if (errno != ENOENT) {
-		return dt_err_sys(0, "dump directory %s", d->final);
+	if (make_parent) {
+		char *slash;
+
+		snprintf(parent, sizeof(parent), "%s", d->final);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent)
+			*slash = '\0';
+		else
+			snprintf(parent, sizeof(parent), "%s", slash ? "/" : ".");
+		d->pfd = path_open_dir(parent, PATH_DIR_CREATE);
+		if (d->pfd < 0)
+			return -1;
+		close(d->pfd);
 	}
-	snprintf(copy, sizeof(copy), "%s", d->final);
-	base = basename(copy);
-	snprintf(copy2, sizeof(copy2), "%s", d->final);
-	parent = dirname(copy2);
-	if (strlen(parent) + strlen(base) + 16 >= sizeof(d->tmp))
-		return dt_err(DT_EXIT_ERROR, "dump directory '%s': path too long", path);
-	strcpy(d->tmp, parent);
-	strcat(d->tmp, "/.");
-	strcat(d->tmp, base);
-	strcat(d->tmp, ".tmp-XXXXXX");
-	if (!mkdtemp(d->tmp)) {
-		d->tmp[0] = '\0';
-		if (errno == ENOENT || errno == ENOTDIR)
-			return dt_err(DT_EXIT_ERROR, "dump directory %s: %s is not an existing "
-				      "directory", d->final, parent);
-		return dt_err_sys(0, "creating a directory beside %s", d->final);
-	}
-	/* mkdtemp makes it 0700 */
-	d->fd = open(d->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (d->fd < 0) {
-		dt_err_sys(0, "%s", d->tmp);
-		dump_dir_abort(d);
+	d->pfd = path_open_parent(d->final, d->leaf, sizeof(d->leaf));	/* names d->final */
+	if (d->pfd < 0)
 		return -1;
+	if (fstatat(d->pfd, d->leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISLNK(st.st_mode))
+			dt_err(DT_EXIT_ERROR, "dump directory %s is a symlink: refusing to follow it",
+			       d->final);
+		else if (!S_ISDIR(st.st_mode))
+			dt_err(DT_EXIT_ERROR, "dump directory %s exists and is not a directory",
+			       d->final);
+		else if (dir_is_empty(d->pfd, d->leaf) != 1)
+			dt_err(DT_EXIT_ERROR, "dump directory %s exists and is not empty", d->final);
+		else
+			goto make;
+		goto fail;
+	} else if (errno != ENOENT) {
+		dt_err_sys(0, "dump directory %s", d->final);
+		goto fail;
+	}
+make:
+	if (make_tmp(d)) {
+		dt_err_sys(0, "creating a directory beside %s", d->final);
+		goto fail;
+	}
+	d->fd = path_openat(d->pfd, d->tmp, O_RDONLY | O_DIRECTORY, 0);
+	if (d->fd < 0) {
+		dt_err_sys(0, "%s", d->final);
+		goto fail;
 	}
 	return 0;
+fail:
+	dump_dir_abort(d);
+	return -1;
 }
 
 /* Split an absolute path into its components (modifies buf). */
@@ -118,15 +154,13 @@ static void relpath(const char *from_dir, const char *to, char *out, size_t len)
 
 int dump_dir_link_parent(struct dump_dir *d, const char *parent_path)
 {
-	char to[PATH_MAX], dir[PATH_MAX], copy[PATH_MAX], self[PATH_MAX * 2], rel[PATH_MAX];
+	char to[PATH_MAX], dir[PATH_MAX], self[PATH_MAX * 2], rel[PATH_MAX];
 
 	if (!realpath(parent_path, to))
 		return dt_err_sys(0, "parent %s", parent_path);
-	snprintf(copy, sizeof(copy), "%s", d->final);
-	if (!realpath(dirname(copy), dir))
-		return dt_err_sys(0, "%s", d->final);
-	snprintf(copy, sizeof(copy), "%s", d->final);
-	snprintf(self, sizeof(self), "%s/%s", strcmp(dir, "/") ? dir : "", basename(copy));
+	if (path_of_fd(d->pfd, dir, sizeof(dir)))
+		return -1;
+	snprintf(self, sizeof(self), "%s/%s", strcmp(dir, "/") ? dir : "", d->leaf);
 	relpath(self, to, rel, sizeof(rel));
 	if (symlinkat(rel, d->fd, "parent"))
 		return dt_err_sys(0, "creating the parent link");
@@ -135,22 +169,16 @@ int dump_dir_link_parent(struct dump_dir *d, const char *parent_path)
 
 int dump_dir_commit(struct dump_dir *d)
 {
-	char copy[PATH_MAX];
-	int pfd;
-
 	if (fsync(d->fd))
-		return dt_err_sys(0, "%s", d->tmp);
-	if (rename(d->tmp, d->final))
-		return dt_err_sys(0, "renaming %s to %s", d->tmp, d->final);
+		return dt_err_sys(0, "%s", d->final);
+	if (renameat(d->pfd, d->tmp, d->pfd, d->leaf))
+		return dt_err_sys(0, "renaming %s into place as %s", d->tmp, d->final);
 	close(d->fd);
 	d->fd = -1;
 	d->tmp[0] = '\0';
-	snprintf(copy, sizeof(copy), "%s", d->final);
-	pfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (pfd >= 0) {
-		fsync(pfd);
-		close(pfd);
-	}
+	fsync(d->pfd);
+	close(d->pfd);
+	d->pfd = -1;
 	return 0;
 }
 
@@ -168,7 +196,10 @@ void dump_dir_abort(struct dump_dir *d)
 		close(d->fd);
 		d->fd = -1;
 	}
-	if (d->tmp[0])
-		rmdir(d->tmp);
+	if (d->tmp[0] && d->pfd >= 0)
+		unlinkat(d->pfd, d->tmp, AT_REMOVEDIR);
 	d->tmp[0] = '\0';
+	if (d->pfd >= 0)
+		close(d->pfd);
+	d->pfd = -1;
 }

@@ -10,6 +10,7 @@
 
 #include "image/dumpdir.h"
 #include "image/flatten.h"
+#include "image/imgfile.h"
 #include "image/meta.h"
 #include "image/sink.h"
 #include "lib/err.h"
@@ -26,11 +27,12 @@ static int copy_meta(const struct dump *top, int to, int *copied)
 	int err = 0, fd;
 
 	snprintf(mm, sizeof(mm), "mm-%u.img", top->pid);
-	if (meta_copy_file(top->dirfd, to, "pstree.img") || meta_copy_file(top->dirfd, to, mm))
+	if (meta_copy_file(top->dirfd, to, "pstree.img", IMG_PSTREE_MAGIC) ||
+	    meta_copy_file(top->dirfd, to, mm, IMG_MM_MAGIC))
 		return -1;
 	*copied = 2;
 	if (faccessat(top->dirfd, "stats-dump", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-		if (meta_copy_file(top->dirfd, to, "stats-dump"))
+		if (meta_copy_file(top->dirfd, to, "stats-dump", IMG_STATS_MAGIC))
 			return -1;
 		++*copied;
 	}
@@ -43,9 +45,8 @@ static int copy_meta(const struct dump *top, int to, int *copied)
 	}
 	rewinddir(dir);		/* the dup shares the offset of dirfd */
 	while (!err && (de = readdir(dir)))
-		if (!fnmatch("core-*.img", de->d_name, 0) && de->d_type != DT_LNK &&
-		    de->d_type != DT_DIR) {
-			err = meta_copy_file(top->dirfd, to, de->d_name);
+		if (!fnmatch("core-*.img", de->d_name, 0)) {
+			err = meta_copy_file(top->dirfd, to, de->d_name, IMG_CORE_MAGIC);
 			++*copied;
 		}
 	closedir(dir);
@@ -93,7 +94,7 @@ int chain_flatten(const struct dump_chain *c, const char *out, struct flatten_re
 		return -1;
 	id.full = true;
 	id.parent_id[0] = '\0';
-	if (dump_dir_begin(&dd, out))
+	if (dump_dir_begin(&dd, out, false))
 		return -1;
 	dump_covered(top, &pages);
 	if (dir_sink_open(&sink, dd.fd, top->pid))

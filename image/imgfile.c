@@ -8,6 +8,7 @@
 
 #include "image/imgfile.h"
 #include "lib/err.h"
+#include "lib/path.h"
 #include "lib/util.h"
 
 #define OUT_FLUSH (1 << 20)
@@ -111,19 +112,40 @@ void img_discard(struct img_out *o)
 	o->buf = NULL;
 }
 
+size_t img_max_size(uint32_t magic)
+{
+	switch (magic) {
+	case IMG_INVENTORY_MAGIC:
+	case IMG_STATS_MAGIC:
+		return PAGE_SIZE;
+	case IMG_CORE_MAGIC:
+		return 1 << 20;		/* one thread's registers and task state */
+	case IMG_PSTREE_MAGIC:
+	case IMG_MM_MAGIC:
+		return 64 << 20;	/* thread ids; 65530 mappings at most (vm.max_map_count) */
+	case IMG_PAGEMAP_MAGIC:
+		return 1ULL << 30;
+	default:
+		return 0;
+	}
+}
+
 int img_open(struct img_in *in, int dirfd, const char *name, uint32_t magic)
 {
+	memset(in, 0, sizeof(*in));
+	snprintf(in->name, sizeof(in->name), "%s", name);
+	in->data = (unsigned char *)path_read_image(dirfd, name, img_max_size(magic), &in->len);
+	if (!in->data)
+		return -1;
+	return img_parse(in, magic);
+}
+
+int img_parse(struct img_in *in, uint32_t magic)
+{
+	const char *name = in->name;
 	uint32_t m[2];
 	size_t hdr = magic == IMG_INVENTORY_MAGIC ? 4 : 8;
 
-	memset(in, 0, sizeof(*in));
-	snprintf(in->name, sizeof(in->name), "%s", name);
-	in->data = (unsigned char *)read_file_at(dirfd, name, &in->len);
-	if (!in->data) {
-		if (errno == ENOENT)
-			return dt_err(DT_EXIT_ERROR, "%s is missing", name);
-		return dt_err_sys(0, "reading %s", name);
-	}
 	if (in->len < hdr) {
 		img_in_free(in);
 		return dt_err(DT_EXIT_ERROR, "%s is truncated (no header)", name);

@@ -41,8 +41,15 @@ int img_put_raw(struct img_out *o, const void *data, size_t len);
 int img_close(struct img_out *o);
 void img_discard(struct img_out *o);
 
-/* Read a whole image and check its magic. */
+/*
+ * Read a whole image and check its magic: a regular file (never through a
+ * symlink, never a FIFO or device) no larger than its kind can be.
+ */
 int img_open(struct img_in *in, int dirfd, const char *name, uint32_t magic);
+/* The largest file an image of this magic may be; 0 for unknown magics. */
+size_t img_max_size(uint32_t magic);
+/* Check the header of in->data (in->len bytes, malloc'd; freed on error). */
+int img_parse(struct img_in *in, uint32_t magic);
 /* 0 and *msg, 1 at the end, -1 on a truncated or corrupt record. */
 int img_get_msg(struct img_in *in, const ProtobufCMessageDescriptor *d, ProtobufCMessage **msg);
 void img_in_free(struct img_in *in);

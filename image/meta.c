@@ -240,13 +240,13 @@ int meta_write_mm(int dirfd, const struct proc_stat *st, const struct vma_list *
 
 static uint64_t sig_blocked(pid_t pid, pid_t tid)
 {
-	char path[64], *buf, *p;
+	char path[64], *buf;
 	uint64_t v = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
 	buf = read_file(path, NULL);
-	if (buf && (p = strstr(buf, "SigBlk:")))
-		v = strtoull(p + 7, NULL, 16);
+	if (buf && !proc_status_field(buf, "SigBlk", 16, &v))
+		v = 0;
 	free(buf);
 	return v;
 }
@@ -421,21 +421,21 @@ int meta_write_stats(int dirfd, const struct dump_stats *s)
 	return write_single(dirfd, "stats-dump", IMG_STATS_MAGIC, &e.base);
 }
 
-int meta_copy_file(int from_dirfd, int to_dirfd, const char *name)
+int meta_copy_file(int from_dirfd, int to_dirfd, const char *name, uint32_t magic)
 {
 	struct img_out o;
-	size_t len;
-	char *data = read_file_at(from_dirfd, name, &len);
+	struct img_in in;
 	int err;
 
-	if (!data)
-		return dt_err_sys(0, "reading %s", name);
+	/* read as any image is: a regular file of its kind, never a symlink */
+	if (img_open(&in, from_dirfd, name, magic))
+		return -1;
 	if (img_create(&o, to_dirfd, name, 0)) {
-		free(data);
+		img_in_free(&in);
 		return -1;
 	}
-	err = img_put_raw(&o, data, len);
-	free(data);
+	err = img_put_raw(&o, in.data, in.len);
+	img_in_free(&in);
 	if (err) {
 		img_discard(&o);
 		return -1;

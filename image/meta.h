@@ -77,7 +77,7 @@ int meta_read_threads(const struct dump *d, struct dump_thread **out, int *n,
 		      struct dump_thread *shared);
 void meta_threads_free(struct dump_thread *t, int n, struct dump_thread *shared);
 int meta_write_stats(int dirfd, const struct dump_stats *s);
-/* Copy an image file unchanged (flatten keeps pstree, mm, core). */
-int meta_copy_file(int from_dirfd, int to_dirfd, const char *name);
+/* Copy an image file of this magic unchanged (flatten keeps pstree, mm, core). */
+int meta_copy_file(int from_dirfd, int to_dirfd, const char *name, uint32_t magic);
 
 #endif

@@ -24,6 +24,9 @@
 #ifndef __NR_pidfd_getfd
 #define __NR_pidfd_getfd 438
 #endif
+#ifndef __NR_openat2				/* 5.6; struct open_how: <linux/openat2.h> */
+#define __NR_openat2 437
+#endif
 
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1

@@ -58,6 +58,24 @@ char *xstrdup(const char *s)
 	return p;
 }
 
+ssize_t read_full(int fd, void *buf, size_t len)
+{
+	size_t n = 0;
+
+	while (n < len) {
+		ssize_t r = read(fd, (char *)buf + n, len - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		n += r;
+	}
+	return (ssize_t)n;
+}
+
 char *read_file_at(int dirfd, const char *path, size_t *len)
 {
 	size_t cap = 4096, n = 0;
@@ -68,24 +86,21 @@ char *read_file_at(int dirfd, const char *path, size_t *len)
 		return NULL;
 	buf = xmalloc(cap);
 	for (;;) {
-		ssize_t r;
+		size_t want = cap - n - 1;
+		ssize_t r = read_full(fd, buf + n, want);
 
-		if (n + 1 >= cap)
-			buf = xrealloc(buf, cap *= 2);
-		r = read(fd, buf + n, cap - n - 1);
 		if (r < 0) {
 			int e = errno;
 
-			if (e == EINTR)
-				continue;
 			free(buf);
 			close(fd);
 			errno = e;
 			return NULL;
 		}
-		if (r == 0)
-			break;
 		n += r;
+		if ((size_t)r < want)
+			break;		/* the end of the file */
+		buf = xrealloc(buf, cap *= 2);
 	}
 	close(fd);
 	buf[n] = '\0';

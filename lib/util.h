@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* spelled as <sys/user.h> spells them, so both can be included */
 #define PAGE_SHIFT 12
@@ -18,6 +19,8 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
+/* read(2) until len bytes or the end (EINTR retried); -1 + errno on error. */
+ssize_t read_full(int fd, void *buf, size_t len);
 /* Read a whole (small, /proc) file; NUL-terminated; NULL + errno on error. */
 char *read_file(const char *path, size_t *len);
 /* Same, relative to a directory fd. */

@@ -23,8 +23,11 @@ int pm_scanner_open(struct pm_scanner *s, pid_t pid)
 	proc_path(pid, "pagemap", path, sizeof(path));
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0) {
-		if (errno == ENOENT)
+		int e = errno;
+
+		if (e == ENOENT || ((e == EACCES || e == EPERM) && proc_exiting(pid)))
 			return dt_err(DT_EXIT_GONE, "process %d: no such process", pid);
+		errno = e;
 		return dt_err_sys(0, "%s", path);
 	}
 	s->vec_len = SCAN_VEC_LEN;

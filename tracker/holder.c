@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/caps.h"
 #include "lib/err.h"
 #include "lib/uapi.h"
 #include "lib/util.h"
@@ -681,6 +682,9 @@ int holder_main(int argc, char **argv)
 		struct stat fst;
 
 		h.state.uffd_ino = fstat(h.uffd, &fst) == 0 ? fst.st_ino : 0;
+		/* attached and subscribed: from now on we need next to nothing */
+		caps_holder_settle();
+		dt_err_clear();
 		if (send_with_fd(h.chan, &h.state, sizeof(h.state), h.uffd) == 0 &&
 		    wait_commit(&h) == 0) {
 			close(h.chan);

@@ -45,9 +45,9 @@ static int find_code_addr(pid_t pid, uint64_t *addr)
 /* Seccomp: 2 in /proc/PID/status: a filter we cannot read decides. */
 static bool seccomp_filtered(pid_t pid)
 {
-	long long mode = 0;
+	uint64_t mode = 0;
 
-	if (proc_status_field(pid, "Seccomp", &mode) < 0)
+	if (proc_status_read(pid, "Seccomp", 10, &mode) < 0)
 		dt_err_clear();
 	return mode == 2;
 }

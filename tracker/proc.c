@@ -10,14 +10,15 @@
 #include "lib/util.h"
 #include "tracker/proc.h"
 
-static int parse_stat(const char *buf, struct proc_stat *st)
+int proc_stat_parse(const char *buf, struct proc_stat *st)
 {
 	const char *open = strchr(buf, '('), *close = strrchr(buf, ')');
 	unsigned long long f[52];
 	const char *p;
 	int i;
 
-	if (!open || !close || close < open)
+	/* ") S ...": a stat that ends at the comm has no state to read */
+	if (!open || !close || close < open || close[1] != ' ' || !close[2])
 		return -1;
 	snprintf(st->comm, sizeof(st->comm), "%.*s", (int)(close - open - 1), open + 1);
 	p = close + 2;
@@ -64,7 +65,7 @@ static int read_stat_file(const char *path, pid_t id, struct proc_stat *st)
 		return 1;
 	memset(st, 0, sizeof(*st));
 	st->pid = id;
-	r = parse_stat(buf, st);
+	r = proc_stat_parse(buf, st);
 	free(buf);
 	return r ? dt_err(DT_EXIT_ERROR, "%s: cannot parse", path) : 0;
 }
@@ -169,23 +170,29 @@ int proc_stat_read(pid_t pid, struct proc_stat *st)
 	return 0;
 }
 
-int proc_status_field(pid_t pid, const char *key, long long *val)
+int proc_status_read(pid_t pid, const char *key, int base, uint64_t *val)
 {
-	char path[64], pat[64], *buf, *p;
-	int found = 0;
+	char path[64], *buf;
+	int found;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	snprintf(pat, sizeof(pat), "\n%s:", key);
 	buf = read_file(path, NULL);
 	if (!buf)
 		return dt_err_sys(errno == ENOENT ? DT_EXIT_GONE : 0, "%s", path);
-	p = strstr(buf, pat);
-	if (p) {
-		*val = strtoll(p + strlen(pat), NULL, 10);
-		found = 1;
-	}
+	found = proc_status_field(buf, key, base, val);
 	free(buf);
 	return found;
+}
+
+bool proc_exiting(pid_t pid)
+{
+	struct proc_stat st;
+
+	if (proc_stat_read(pid, &st)) {
+		dt_err_clear();
+		return true;
+	}
+	return !st.start_code && !st.start_stack;
 }
 
 static int cmp_pid(const void *a, const void *b)
@@ -274,19 +281,13 @@ static int parse_maps_line(char *line, struct vma *v)
 	return 0;
 }
 
-int vma_list_read(pid_t pid, struct vma_list *l)
+int vma_list_parse(struct vma_list *l, char *text)
 {
-	char path[64], *line, *next;
+	char *line, *next;
 	size_t cap = 64;
 
 	memset(l, 0, sizeof(*l));
-	proc_path(pid, "maps", path, sizeof(path));
-	l->text = read_file(path, NULL);
-	if (!l->text) {
-		if (errno == ENOENT || errno == ESRCH)
-			return dt_err(DT_EXIT_GONE, "process %d: no such process", pid);
-		return dt_err_sys(0, "%s", path);
-	}
+	l->text = text;
 	l->v = xmalloc(cap * sizeof(*l->v));
 	for (line = l->text; *line; line = next) {
 		next = strchr(line, '\n');
@@ -298,11 +299,69 @@ int vma_list_read(pid_t pid, struct vma_list *l)
 			l->v = xrealloc(l->v, (cap *= 2) * sizeof(*l->v));
 		if (parse_maps_line(line, &l->v[l->n])) {
 			vma_list_free(l);
-			return dt_err(DT_EXIT_ERROR, "%s: cannot parse a line", path);
+			return -1;
 		}
 		l->n++;
 	}
 	return 0;
+}
+
+int vma_list_read(pid_t pid, struct vma_list *l)
+{
+	char path[64], *text;
+
+	memset(l, 0, sizeof(*l));
+	proc_path(pid, "maps", path, sizeof(path));
+	text = read_file(path, NULL);
+	if (!text) {
+		if (errno == ENOENT || errno == ESRCH)
+			return dt_err(DT_EXIT_GONE, "process %d: no such process", pid);
+		return dt_err_sys(0, "%s", path);
+	}
+	if (vma_list_parse(l, text))
+		return dt_err(DT_EXIT_ERROR, "%s: cannot parse a line", path);
+	return 0;
+}
+
+bool proc_status_field(const char *buf, const char *key, int base, uint64_t *out)
+{
+	size_t n = strlen(key);
+	const char *p;
+	char *end;
+
+	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, key, n) || p[n] != ':')
+			continue;
+		errno = 0;
+		*out = strtoull(p + n + 1, &end, base);
+		return end != p + n + 1 && !errno;
+	}
+	return false;
+}
+
+void proc_smaps_vmflags(const char *buf, const struct vma_list *l, char (*flags)[96])
+{
+	const struct vma *cur = NULL;
+	const char *p;
+
+	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		char *end;
+		unsigned long long a;
+
+		/* a mapping's header line: "start-end perms ..." (parse this line only) */
+		a = strtoull(p, &end, 16);
+		if (end != p && *end == '-') {
+			cur = vma_list_find(l, a);
+			continue;
+		}
+		if (cur && !strncmp(p, "VmFlags:", 8)) {
+			const char *nl = strchr(p, '\n');
+			size_t n = nl ? (size_t)(nl - p - 8) : strlen(p + 8);
+
+			snprintf(flags[cur - l->v], 96, "%.*s ", (int)(n < 94 ? n : 94), p + 8);
+			cur = NULL;
+		}
+	}
 }
 
 void vma_list_free(struct vma_list *l)

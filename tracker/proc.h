@@ -19,8 +19,15 @@ struct proc_stat {
 	uint64_t arg_start, arg_end, env_start, env_end;
 };
 
+/* Parse the text of /proc/PID/stat; -1 on garbage. */
+int proc_stat_parse(const char *buf, struct proc_stat *st);
 /* Fails with DT_EXIT_GONE when the process does not exist or is a zombie. */
 int proc_stat_read(pid_t pid, struct proc_stat *st);
+/*
+ * Gone, a zombie, or exiting with its mm shed: the state in which /proc
+ * refuses access (EACCES) to files it gave a moment before.
+ */
+bool proc_exiting(pid_t pid);
 /* Same for one thread; does not refuse zombies. */
 int proc_task_stat_read(pid_t pid, pid_t tid, struct proc_stat *st);
 
@@ -36,7 +43,7 @@ pid_t proc_live_tid(pid_t pid);
  * A number from /proc/PID/status ("TracerPid", "RssAnon" in kB, ...):
  * 1 found, 0 not there, -1 error.
  */
-int proc_status_field(pid_t pid, const char *key, long long *val);
+int proc_status_read(pid_t pid, const char *key, int base, uint64_t *val);
 
 /* Thread ids of pid, ascending; returns the count or -1. */
 int proc_tasks(pid_t pid, pid_t **tids);
@@ -70,9 +77,16 @@ struct vma_list {
 };
 
 int vma_list_read(pid_t pid, struct vma_list *l);
+/* The text of a maps file (malloc'd; l owns it, even on failure); -1 on garbage. */
+int vma_list_parse(struct vma_list *l, char *text);
 void vma_list_free(struct vma_list *l);
 const struct vma *vma_list_find(const struct vma_list *l, uint64_t addr);
 const char *vma_kind_name(enum vma_kind kind);
+
+/* "Key:\tvalue" of a /proc status file, as a number in base; false if absent. */
+bool proc_status_field(const char *buf, const char *key, int base, uint64_t *out);
+/* VmFlags of each mapping of l from the text of smaps, as " f1 f2 ... " */
+void proc_smaps_vmflags(const char *buf, const struct vma_list *l, char (*flags)[96]);
 
 /* End of the highest mapping a scan of the whole address space must cover. */
 uint64_t vma_list_user_end(const struct vma_list *l);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -127,9 +128,9 @@ int seize_wait_trap(struct seized *s, pid_t tid, int *status)
 
 static int tracer_of(pid_t pid)
 {
-	long long tracer = 0;
+	uint64_t tracer = 0;
 
-	if (proc_status_field(pid, "TracerPid", &tracer) < 0)
+	if (proc_status_read(pid, "TracerPid", 10, &tracer) < 0)
 		dt_err_clear();
 	return (int)tracer;
 }

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,15 +102,33 @@ int session_load(pid_t pid, struct session *s)
 	return s->pid == pid ? 1 : 0;
 }
 
+/*
+ * Per user, 0700, ours: anyone can pre-create /tmp/dirtytrack-UID, and a
+ * directory that is not ours is refused with the way out.
+ */
 static int ensure_dir(void)
 {
 	const char *dir = session_dir();
+	struct passwd *pw;
 	struct stat st;
 
 	if (mkdir(dir, 0700) && errno != EEXIST)
-		return dt_err_sys(0, "creating state directory %s", dir);
-	if (lstat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
-		return dt_err(DT_EXIT_ERROR, "state directory %s is not a directory owned by us", dir);
+		return dt_err_sys(0, "creating state directory %s (set DIRTYTRACK_STATE_DIR to "
+				  "use another)", dir);
+	if (lstat(dir, &st))
+		return dt_err_sys(0, "state directory %s", dir);
+	if (!S_ISDIR(st.st_mode))
+		return dt_err(DT_EXIT_ERROR, "state directory %s is %s, not a directory: set "
+			      "DIRTYTRACK_STATE_DIR to a directory of your own", dir,
+			      S_ISLNK(st.st_mode) ? "a symlink" : "a file");
+	if (st.st_uid != geteuid()) {
+		pw = getpwuid(st.st_uid);
+		return dt_err(DT_EXIT_ERROR, "state directory %s belongs to uid %u (%s), not to us "
+			      "(uid %u): set DIRTYTRACK_STATE_DIR to a directory of your own", dir,
+			      (unsigned)st.st_uid, pw ? pw->pw_name : "unknown", (unsigned)geteuid());
+	}
+	if ((st.st_mode & 0077) && chmod(dir, 0700))
+		return dt_err_sys(0, "making state directory %s private", dir);
 	return 0;
 }
 

@@ -424,7 +424,8 @@ int tracker_check_access(pid_t pid)
 		closedir(d);
 		return 0;
 	}
-	if (errno == EACCES || errno == EPERM)
+	/* an exiting process refuses us too: that is "gone", not "not permitted" */
+	if ((errno == EACCES || errno == EPERM) && !proc_exiting(pid))
 		return dt_err_sys(DT_EXIT_PERM, "cannot read the fds of process %d", pid);
 	return dt_err(DT_EXIT_GONE, "process %d: no such process", pid);
 }
@@ -602,31 +603,13 @@ int tracker_stop(pid_t pid)
 /* smaps VmFlags: what maps cannot say (device memory, may-write). */
 static int read_vmflags(pid_t pid, struct vma_list *l, char (*flags)[96])
 {
-	char path[64], *buf, *p;
-	const struct vma *cur = NULL;
+	char path[64], *buf;
 
 	proc_path(pid, "smaps", path, sizeof(path));
 	buf = read_file(path, NULL);
 	if (!buf)
 		return dt_err_sys(0, "%s", path);
-	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-		char *end;
-		unsigned long long a;
-
-		/* a mapping's header line: "start-end perms ..." (parse this line only) */
-		a = strtoull(p, &end, 16);
-		if (end != p && *end == '-') {
-			cur = vma_list_find(l, a);
-			continue;
-		}
-		if (cur && !strncmp(p, "VmFlags:", 8)) {
-			char *nl = strchr(p, '\n');
-			size_t n = nl ? (size_t)(nl - p - 8) : strlen(p + 8);
-
-			snprintf(flags[cur - l->v], 96, "%.*s ", (int)(n < 94 ? n : 94), p + 8);
-			cur = NULL;
-		}
-	}
+	proc_smaps_vmflags(buf, l, flags);
 	free(buf);
 	return 0;
 }

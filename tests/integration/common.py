@@ -9,6 +9,37 @@ from target import Target, TargetError  # noqa: F401  (re-exported)
 PAGE = 4096
 
 
+class Skip(Exception):
+    """A test that cannot run here (raise with the reason): counted apart."""
+
+
+def need_root(what):
+    if os.geteuid() != 0:
+        raise Skip(f'needs root: {what}')
+
+
+def second_user(name='dt-hostile'):
+    """(uid, gid) of an unprivileged user of the tests' own, created when missing."""
+    import pwd
+    need_root(f'creates the user {name}')
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(['useradd', '--system', '--no-create-home', '--shell', '/usr/sbin/nologin',
+                        name], check=True, capture_output=True)
+        pw = pwd.getpwnam(name)
+    return pw.pw_uid, pw.pw_gid
+
+
+def as_user(uid, gid):
+    """preexec for a Target (or Popen): become uid/gid for good."""
+    def become():
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    return become
+
+
 class Ctx:
     def __init__(self, bin_path, target_path, tmpdir):
         self.bin = os.path.abspath(bin_path)
@@ -20,11 +51,13 @@ class Ctx:
     def target(self, **kw):
         return Target(self.target_bin, **kw)
 
-    def run(self, *args, env=None, user=None, timeout=60):
-        """Run dirtytrack; returns (exit code, stdout, stderr)."""
+    def run(self, *args, env=None, user=None, group=None, timeout=60):
+        """Run dirtytrack (as uid user, gid group or user); returns (exit code,
+        stdout, stderr)."""
         cmd = [self.bin, *map(str, args)]
         if user is not None:
-            cmd = ['setpriv', f'--reuid={user}', f'--regid={user}', '--clear-groups', *cmd]
+            group = user if group is None else group
+            cmd = ['setpriv', f'--reuid={user}', f'--regid={group}', '--clear-groups', *cmd]
         e = dict(self.env)
         if env:
             e.update(env)

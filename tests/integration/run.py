@@ -15,7 +15,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import Ctx  # noqa: E402
+from common import Ctx, Skip  # noqa: E402
 
 TEST_TIMEOUT = 120
 
@@ -56,7 +56,7 @@ def main():
         os.makedirs(a.sanitizer_logs, exist_ok=True)
         for n in os.listdir(a.sanitizer_logs):
             os.unlink(os.path.join(a.sanitizer_logs, n))
-    passed = failed = 0
+    passed = failed = skipped = 0
     failures = []
     modules = sorted(f[:-3] for f in os.listdir(HERE) if f.startswith('test_') and f.endswith('.py'))
     for mname in modules:
@@ -76,6 +76,10 @@ def main():
                 sanitizer_reports(a.sanitizer_logs)
                 passed += 1
                 print(f'PASS {full} ({time.monotonic() - t0:.1f}s)', flush=True)
+            except Skip as e:
+                signal.alarm(0)
+                skipped += 1
+                print(f'SKIP {full}: {e}', flush=True)
             except Exception as e:  # noqa: BLE001 - report every failure
                 signal.alarm(0)
                 failed += 1
@@ -86,6 +90,8 @@ def main():
                 shutil.rmtree(tmp, ignore_errors=True)
     if failures:
         print('failed: ' + ' '.join(failures))
+    if skipped:
+        print(f'{skipped} skipped (see SKIP lines above)')
     print(f'{passed} passed, {failed} failed')
     return 1 if failed or not passed else 0
 

@@ -227,6 +227,10 @@ def test_holder_ends_when_told(ctx):
         check_eq(os.readlink(f'/proc/{holder}/cwd'), '/', 'holder cwd')
         for fd in (0, 1, 2):
             check_eq(os.readlink(f'/proc/{holder}/fd/{fd}'), '/dev/null', f'holder fd {fd}')
+        if os.geteuid() == 0:
+            with open(f'/proc/{holder}/status') as f:
+                eff = int(dict(ln.split(':', 1) for ln in f)['CapEff'], 16)
+            check_eq(eff, 1 << 19, 'the holder keeps CAP_SYS_PTRACE alone once attached')
         os.kill(holder, signal.SIGTERM)
         wait_no_holder(t.pid)
         check_eq(uw_vmas(t.pid), [], 'uw VMAs after the holder ended')

