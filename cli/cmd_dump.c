@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: MIT
 /* dump: one full or incremental dump (the pipeline lives in cli/dump.c). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/dump.h"
+#include "cli/progress.h"
+#include "tracker/proc.h"
 #include "lib/util.h"
 
 void print_dump_report(const struct dump_report *r)
@@ -43,7 +48,7 @@ void print_dump_report(const struct dump_report *r)
 		return;
 	}
 	if (r->full_because)
-		printf("taking a full dump: %s\n", r->full_because);
+		fprintf(stderr, "dirtytrack %s: taking a full dump: %s\n", prog_cmd, r->full_because);
 	printf("%s: %s dump %u of process %d: %llu pages written (%s), %llu in parent; %.1f ms",
 	       r->dir, r->id.full ? "full" : "incremental", r->id.iteration, r->id.pid,
 	       (unsigned long long)r->pages_written, size, (unsigned long long)r->pages_parent,
@@ -57,15 +62,66 @@ void print_dump_report(const struct dump_report *r)
 		       "('dirtytrack stop %d' turns it off)\n", r->id.pid, r->id.pid);
 }
 
+/*
+ * A process left stopped is stopped once this returns: the threads leave
+ * their ptrace stop and enter the group stop on their own, a moment after
+ * the detach, and whoever looks next (verify --pid, CRIU) must not see one
+ * of them still running.
+ */
+int wait_left_stopped(pid_t pid)
+{
+	uint64_t deadline = now_ns() + 2000000000ULL;
+
+	for (;;) {
+		pid_t *tids = NULL;
+		int n = proc_tasks(pid, &tids), running = 0;
+		struct proc_stat st;
+
+		if (n < 0)
+			return -1;
+		for (int i = 0; i < n; i++)
+			if (!proc_task_stat_read(pid, tids[i], &st) && !strchr("TtZX", st.state))
+				running = tids[i];
+		free(tids);
+		if (!running)
+			return 0;
+		if (now_ns() > deadline)
+			return dt_err(DT_EXIT_ERROR, "thread %d of process %d did not stop after the "
+				      "dump", running, pid);
+		usleep(1000);
+	}
+}
+
+/* A dump needs a directory of its own: not ".", "..", "/" or their like. */
+int check_new_dir(const char *opt, const char *path)
+{
+	size_t len = strlen(path);
+	const char *base;
+
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	base = memrchr(path, '/', len);
+	base = base ? base + 1 : path;
+	len -= base - path;
+	if (len == 0 || (len == 1 && *base == '.') || (len == 2 && !strncmp(base, "..", 2)))
+		return usage_error("%s %s: a dump needs a new directory of its own, not an existing "
+				   "parent of others (give a new name, such as ckpt/1)", opt, path);
+	return 0;
+}
+
 int cmd_dump(int argc, char **argv)
 {
 	struct dump_request rq = { 0 };
 	struct dump_report rep;
+	struct progress p;
+	char what[96];
 	struct args a;
-	int r = parse_args(argc, argv, ARG_PID | ARG_SCAN | ARG_DUMP, &a);
+	int r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	if (check_new_dir("-D", a.dir))
+		return DT_EXIT_ERROR;
 	rq.pid = a.pid;
 	rq.dir = a.dir;
 	rq.parent = a.parent;
@@ -73,7 +129,13 @@ int cmd_dump(int argc, char **argv)
 	rq.leave_stopped = a.leave_stopped;
 	rq.full_if_needed = a.full_if_needed;
 	rq.backend = a.backend;
-	if (dump_run(&rq, &rep))
+	snprintf(what, sizeof(what), "dump %s", a.dir);
+	progress_begin(&p, what);
+	rq.progress = progress_report;
+	rq.progress_ctx = &p;
+	r = dump_run(&rq, &rep);
+	progress_end(&p);
+	if (r || (rep.left_stopped && wait_left_stopped(a.pid)))
 		return report_error();
 	print_dump_report(&rep);
 	return DT_EXIT_OK;

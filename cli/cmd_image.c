@@ -8,6 +8,8 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/dump.h"
+#include "cli/progress.h"
 #include "image/chain.h"
 #include "image/flatten.h"
 #include "image/verify.h"
@@ -179,7 +181,7 @@ int cmd_show(int argc, char **argv)
 	struct dump_summary *sums;
 	struct dump_chain c;
 	struct args a;
-	int r = parse_args(argc, argv, ARG_DIR, &a), n = 0;
+	int r = parse_args(argc, argv, &a), n = 0;
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
@@ -233,7 +235,7 @@ int cmd_verify(int argc, char **argv)
 	struct args a;
 	uint64_t present = 0, parent = 0;
 	bool live, pid_match;
-	int r = parse_args(argc, argv, ARG_DIR | ARG_LIVE_PID, &a);
+	int r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
@@ -249,9 +251,16 @@ int cmd_verify(int argc, char **argv)
 	}
 	live = a.live_pid > 0;
 	pid_match = !live || c.d[0].pid == (unsigned int)a.live_pid;
-	if (live && verify_live(&c, a.live_pid, &res)) {
-		chain_close(&c);
-		return report_error();
+	if (live) {
+		struct progress p;
+
+		progress_begin(&p, "verify: comparing");
+		r = verify_live(&c, a.live_pid, &res, progress_report, &p);
+		progress_end(&p);
+		if (r) {
+			chain_close(&c);
+			return report_error();
+		}
 	}
 	if (!pid_match && !json_output)
 		fprintf(stderr, "dirtytrack verify: warning: the dump is of process %u, comparing "
@@ -315,10 +324,12 @@ int cmd_flatten(int argc, char **argv)
 	struct dump_chain c;
 	struct args a;
 	char size[32];
-	int r = parse_args(argc, argv, ARG_DIR | ARG_OUTPUT, &a);
+	int r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	if (check_new_dir("-o", a.out))
+		return DT_EXIT_ERROR;
 	if ((r = open_chain(a.dir, &c)))
 		return r;
 	if (chain_flatten(&c, a.out, &res)) {

@@ -85,8 +85,7 @@ int cmd_watch(int argc, char **argv)
 	struct args a;
 	bool already = true, failed = false;
 	uint64_t t0, prev, next;
-	int r = parse_args(argc, argv, ARG_PID | ARG_SCAN | ARG_INTERVAL | ARG_COUNT | ARG_VERBOSE | ARG_PAGES,
-			   &a);
+	int r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;

@@ -172,8 +172,28 @@ static int plan(struct dump_job *j)
 	return 0;
 }
 
+/* The copy loop's put, counting the bytes for the progress callback. */
+struct counted_put {
+	struct page_sink *sink;
+	const struct dump_request *rq;
+	uint64_t done, total;
+};
+
+static int put_counted(void *ctx, const void *data, size_t len)
+{
+	struct counted_put *c = ctx;
+
+	if (sink_put_pages(c->sink, data, len))
+		return -1;
+	c->done += len;
+	if (c->rq->progress)
+		c->rq->progress(c->rq->progress_ctx, c->done, c->total);
+	return 0;
+}
+
 static int write_pages(struct dump_job *j)
 {
+	struct counted_put counted = { .rq = &j->a, .total = range_set_bytes(&j->present) };
 	struct dir_sink sink;
 	struct mem_reader mem;
 	uint64_t t0 = now_ns();
@@ -185,9 +205,10 @@ static int write_pages(struct dump_job *j)
 		sink.base.ops->abort(&sink.base);
 		return -1;
 	}
+	counted.sink = &sink.base;
 	err = sink_put_entries(&sink.base, &j->present, &j->in_parent);
 	if (!err)
-		err = mem_copy(&mem, &j->present, sink_put_pages, &sink.base);
+		err = mem_copy(&mem, &j->present, put_counted, &counted);
 	j->vanished = mem.vanished;
 	mem_reader_close(&mem);
 	if (err) {

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "image/meta.h"
+#include "lib/util.h"
 #include "pagemap/dirty.h"
 
 struct dump_request {
@@ -17,6 +18,8 @@ struct dump_request {
 	const char *parent;		/* NULL: full dump */
 	bool freeze, leave_stopped, full_if_needed;
 	enum dirty_backend backend;
+	dt_progress_fn progress;	/* NULL: none; hears of the bytes copied */
+	void *progress_ctx;
 };
 
 struct dump_report {
@@ -33,5 +36,10 @@ struct dump_report {
 
 /* Take one dump: a complete directory, or nothing and a recorded error. */
 int dump_run(const struct dump_request *rq, struct dump_report *rep);
+
+/* cmd_dump.c, for dump and precopy */
+int wait_left_stopped(pid_t pid);
+/* A usage error (reported) when path is ".", "..", "/" and the like. */
+int check_new_dir(const char *opt, const char *path);
 
 #endif

@@ -194,6 +194,9 @@ struct live_cmp {
 	size_t ri;
 	uint64_t addr;
 	struct verify_live_result *r;
+	dt_progress_fn progress;
+	void *progress_ctx;
+	uint64_t done, total;
 };
 
 static int compare_chunk(void *ctx, const void *data, size_t len)
@@ -213,6 +216,9 @@ static int compare_chunk(void *ctx, const void *data, size_t len)
 			add_page(&k->r->mismatches, k->addr);
 		k->addr += PAGE_SIZE;
 	}
+	k->done += len;
+	if (k->progress)
+		k->progress(k->progress_ctx, k->done, k->total);
 	return 0;
 }
 
@@ -284,7 +290,8 @@ static int collect(const struct dump_chain *c, pid_t pid, struct range_set *live
 	return err;
 }
 
-int verify_live(const struct dump_chain *c, pid_t pid, struct verify_live_result *r)
+int verify_live(const struct dump_chain *c, pid_t pid, struct verify_live_result *r,
+		dt_progress_fn progress, void *progress_ctx)
 {
 	struct range_set live = RANGE_SET_INIT, chain_only = RANGE_SET_INIT;
 	struct mem_reader m;
@@ -295,7 +302,8 @@ int verify_live(const struct dump_chain *c, pid_t pid, struct verify_live_result
 		return -1;
 	err = collect(c, pid, &live, &chain_only, r);
 	if (!err && live.n) {
-		struct live_cmp k = { c, &live, 0, live.r[0].start, r };
+		struct live_cmp k = { c, &live, 0, live.r[0].start, r, progress, progress_ctx,
+				      0, range_set_bytes(&live) };
 
 		err = mem_reader_open(&m, pid);
 		if (!err) {

@@ -18,6 +18,8 @@ import time
 
 from common import PAGE, check, check_eq
 
+EXIT_INTERRUPTED = 6    # precopy stopped by SIGINT/SIGTERM: dirtytrack(1) EXIT STATUS
+
 FILLED = 4000
 HOT = 32
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -116,6 +118,8 @@ def check_loop(base, iters, final, summ):
     check(not final['full'], 'the final dump is incremental')
     check(final['freeze_ms'] > 0, f'the final dump froze the target: {final}')
     check_eq(summ['interrupted'], False, 'summary interrupted')
+    want_target = {'leave-stopped': 'stopped', 'kill': 'killed', 'resume': 'running'}
+    check_eq(summ['target'], want_target[summ['then']], f'summary target for --then {summ["then"]}')
     check_eq(os.path.realpath(summ['final']), os.path.realpath(final['dir']), 'summary final')
     check_eq(summ['final_freeze_ms'], final['freeze_ms'], 'summary final_freeze_ms')
     check_eq(os.path.realpath(summ['last']), os.path.realpath(final['dir']), 'summary last')
@@ -436,6 +440,10 @@ def check_interrupted(ctx, t, base, out):
     check_eq(summ['interrupted'], True, 'summary interrupted')
     check_eq(summ['converged'], False, 'summary converged')
     check_eq(summ['reason'], 'interrupted', 'summary reason')
+    check_eq(summ['target'], 'running', 'summary target after an interrupt')
+    check_eq(summ['then'], 'leave-stopped', 'summary then (the default)')
+    if summ['final'] is None:
+        check_eq(summ['final_freeze_ms'], None, 'no final dump: no final_freeze_ms')
     check(not tmp_leftovers(base), f'temporary directories left: {tmp_leftovers(base)}')
     names = sorted(os.listdir(base))
     nums = sorted(int(n) for n in names if n.isdigit())
@@ -476,7 +484,7 @@ def interrupt_idle(ctx, sig):
         out, err = p.communicate(timeout=10)
         no_sanitizer(err, 'precopy')
         check(time.monotonic() - t0 < 3, f'{sig!r} handled promptly, not after the interval')
-        check_eq(p.returncode, 0, f'precopy exit after {sig!r} (stderr {err.strip()})')
+        check_eq(p.returncode, EXIT_INTERRUPTED, f'precopy exit after {sig!r} (stderr {err.strip()})')
         names, summ = check_interrupted(ctx, t, base, out)
         check_eq(names, ['1'], 'dumps after an interrupt in the first interval')
         check(summ['final'] is None, f'summary final: {summ}')
@@ -522,8 +530,9 @@ def test_precopy_interrupt_anytime(ctx):
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-            check_eq(p.returncode, 0, f'precopy exit (stderr {err.strip()})')
             evs = events(out)
+            check_eq(p.returncode, EXIT_INTERRUPTED if evs[-1]['interrupted'] else 0,
+                     f'precopy exit (stderr {err.strip()})')
             if not evs[-1]['interrupted']:
                 # the loop ended on its own before the signal came: a full run
                 os.kill(t.pid, signal.SIGCONT)

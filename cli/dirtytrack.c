@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT
+/*
+ * dirtytrack's entry point: the global options, then the command named in
+ * the command table (cli/main.c).  Everything else of cli/ links into the
+ * unit tests too; this file only into the binary.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+
+int main(int argc, char **argv)
+{
+	int action, at;
+
+	json_init(&jw, stdout);
+	/* hidden helpers for the completion and the man page, not options */
+	if (argc >= 2 && !strcmp(argv[1], "--completion-helper"))
+		return completion_helper(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "--man-helper"))
+		return man_helper(argc - 1, argv + 1);
+	at = parse_global_args(argc, argv, &action);
+	if (at < 0)
+		return DT_EXIT_ERROR;
+	if (action == 'h') {
+		print_usage(stdout);
+		return DT_EXIT_OK;
+	}
+	if (action == 'V') {
+		print_version();
+		return DT_EXIT_OK;
+	}
+	if (at >= argc)
+		return usage_error("missing command");
+	for (size_t i = 0; i < dt_ncommands; i++) {
+		if (strcmp(argv[at], dt_commands[i].name))
+			continue;
+		current_cmd = &dt_commands[i];
+		prog_cmd = current_cmd->name;
+		return current_cmd->run(argc - at, argv + at);
+	}
+	return usage_error("unknown command '%s' (see 'dirtytrack help')", argv[at]);
+}
