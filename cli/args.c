@@ -194,6 +194,14 @@ static int set_value(const struct dt_option *o, const char *v, struct args *a)
 	}
 }
 
+bool command_has_option(const char *long_name)
+{
+	for (size_t i = 0; current_cmd && i < dt_noptions; i++)
+		if (!strcmp(dt_options[i].long_name, long_name))
+			return option_on(&dt_options[i], current_cmd->id);
+	return false;
+}
+
 bool option_has_value(const struct dt_option *o)
 {
 	return o->argh || o->words;

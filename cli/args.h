@@ -112,6 +112,8 @@ int parse_global_args(int argc, char **argv, int *action);
 /* Does the option belong to command id (or, for CMD_COUNT, the global line)? */
 bool option_on(const struct dt_option *o, unsigned int cmd_id);
 bool option_has_value(const struct dt_option *o);
+/* Does the running command take --long_name?  Hints name only those. */
+bool command_has_option(const char *long_name);
 /* "ioctl|pagemap" for enums, else the argument name ("" for flags) */
 const char *option_argname(const struct dt_option *o, char *buf, size_t len);
 

@@ -48,6 +48,12 @@ struct range_set;
 void print_ranges(const struct range_set *s);
 /* [["0xSTART","0xEND"],...] under key: the one way ranges go into JSON */
 void json_ranges(const char *key, const struct range_set *s);
+struct dump_chain;
+/*
+ * A chain under key, newest first: [{dir, id, iteration, full,
+ * pages_present, pages_parent}, ...]: the one shape show and diff print.
+ */
+void json_chain(const char *key, const struct dump_chain *c);
 
 int cmd_check(int argc, char **argv);
 int cmd_start(int argc, char **argv);

@@ -46,7 +46,7 @@ static void json_side(const char *key, const struct dump_chain *c, const struct 
 	} else {
 		json_null(&jw, "id");
 	}
-	json_u64(&jw, "chain", (uint64_t)s->depth);
+	json_chain("chain", c);
 	json_object_end(&jw);
 }
 

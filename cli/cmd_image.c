@@ -40,28 +40,6 @@ static int open_chain(const char *dir, struct dump_chain *c)
 	return chain_open(c, dir) ? report_error() : 0;
 }
 
-static void json_chain(const struct dump_chain *c, const struct dump_summary *sums)
-{
-	json_array_begin(&jw, "chain");
-	for (int i = 0; i < c->n; i++) {
-		json_object_begin(&jw, NULL);
-		json_str(&jw, "dir", c->d[i].path);
-		if (sums[i].has_identity) {
-			json_str(&jw, "id", sums[i].id.id);
-			json_u64(&jw, "iteration", sums[i].id.iteration);
-			json_bool(&jw, "full", sums[i].id.full);
-		} else {
-			json_null(&jw, "id");
-			json_null(&jw, "iteration");
-			json_bool(&jw, "full", !c->d[i].has_parent);
-		}
-		json_u64(&jw, "pages_present", c->d[i].pages_present);
-		json_u64(&jw, "pages_parent", c->d[i].pages_parent);
-		json_object_end(&jw);
-	}
-	json_array_end(&jw);
-}
-
 static void show_json(const struct dump_chain *c, const struct dump_summary *sums)
 {
 	const struct dump *d = &c->d[0];
@@ -93,7 +71,7 @@ static void show_json(const struct dump_chain *c, const struct dump_summary *sum
 		json_null(&jw, "frozen");
 		json_null(&jw, "dump_unix");
 	}
-	json_chain(c, sums);
+	json_chain("chain", c);
 	json_array_begin(&jw, "vmas");
 	for (size_t i = 0; i < s->nvmas; i++) {
 		const struct vma_pages *v = &s->vmas[i];

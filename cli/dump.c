@@ -13,6 +13,7 @@
 #include <sys/ptrace.h>
 #include <time.h>
 
+#include "cli/args.h"
 #include "cli/dump.h"
 #include "lib/err.h"
 #include "image/chain.h"
@@ -84,8 +85,9 @@ static int open_parent(struct dump_job *j)
 	if (!why)
 		return 0;
 	if (!j->a.full_if_needed)
-		return dt_err(DT_EXIT_ERROR, "cannot dump incrementally on %s: %s (use "
-			      "--full-if-needed to take a full dump instead)", j->a.parent, why);
+		return dt_err(DT_EXIT_ERROR, "cannot dump incrementally on %s: %s%s", j->a.parent, why,
+			      command_has_option("full-if-needed")
+				      ? " (use --full-if-needed to take a full dump instead)" : "");
 	j->note = why;
 	chain_close(&j->parent);
 	return 0;

@@ -16,6 +16,8 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "lib/util.h"
+#include "image/chain.h"
+#include "image/meta.h"
 #include "pagemap/rangeset.h"
 #include "tracker/proc.h"
 
@@ -75,6 +77,30 @@ const struct cmd dt_commands[] = {
 const size_t dt_ncommands = ARRAY_SIZE(dt_commands);
 _Static_assert(ARRAY_SIZE(dt_commands) == CMD_COUNT, "one row per enum dt_cmd_id");
 
+#define PF_EXITING 0x00000004
+#define PF_KTHREAD 0x00200000
+
+/* The kernel's flags of process pid (/proc/PID/stat field 9); 0 if unknown. */
+static unsigned int proc_flags(pid_t pid, char *comm, size_t len)
+{
+	char path[32], *stat, *open, *close;
+	unsigned int flags = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	stat = read_file(path, NULL);
+	if (!stat)
+		return 0;
+	open = strchr(stat, '(');
+	close = strrchr(stat, ')');
+	if (open && close && close > open) {
+		snprintf(comm, len, "%.*s", (int)(close - open - 1), open + 1);
+		if (sscanf(close + 1, " %*c %*d %*d %*d %*d %*d %u", &flags) != 1)
+			flags = 0;
+	}
+	free(stat);
+	return flags;
+}
+
 /* "user alice (uid 1000)" */
 static const char *user_name(uid_t uid)
 {
@@ -104,12 +130,19 @@ static void explain_permission(void)
 	bool ptrace_cap = false, yama;
 	cap_t caps;
 
+	char comm[32];
+
 	if (dt_err_kind() != DT_EXIT_PERM || prog_pid <= 0)
 		return;
 	dt_err_save(&first);
 	if (proc_stat_read(prog_pid, &st) && dt_err_kind() == DT_EXIT_GONE)
 		return;		/* its message and kind: gone */
 	dt_err_restore(&first);
+	/* an exiting process has lost its mm: /proc refuses everyone but root */
+	if (proc_flags(prog_pid, comm, sizeof(comm)) & PF_EXITING) {
+		dt_err(DT_EXIT_GONE, "process %d is exiting (%s)", prog_pid, first.msg);
+		return;
+	}
 	snprintf(path, sizeof(path), "/proc/%d", prog_pid);
 	if (stat(path, &owner))
 		return;
@@ -170,26 +203,6 @@ int usage_error(const char *fmt, ...)
 	return report_error();
 }
 
-/* PF_KTHREAD in the flags of /proc/PID/stat (field 9) */
-static bool is_kernel_thread(pid_t pid, char *comm, size_t len)
-{
-	char path[32], *stat, *open, *close;
-	unsigned int flags = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	stat = read_file(path, NULL);
-	if (!stat)
-		return false;
-	open = strchr(stat, '(');
-	close = strrchr(stat, ')');
-	if (open && close && close > open) {
-		snprintf(comm, len, "%.*s", (int)(close - open - 1), open + 1);
-		if (sscanf(close + 1, " %*c %*d %*d %*d %*d %*d %u", &flags) != 1)
-			flags = 0;
-	}
-	free(stat);
-	return flags & 0x00200000;
-}
 
 int parse_pid_arg(const char *s, pid_t *pid)
 {
@@ -202,7 +215,7 @@ int parse_pid_arg(const char *s, pid_t *pid)
 		return usage_error("'%s' is not a process id", s);
 	if (v == getpid())
 		return usage_error("process %d is dirtytrack itself: give the pid of another process", v);
-	if (is_kernel_thread(v, comm, sizeof(comm))) {
+	if (proc_flags(v, comm, sizeof(comm)) & PF_KTHREAD) {
 		dt_err(DT_EXIT_ERROR, "process %d (%s) is a kernel thread: it has no user memory to "
 		       "track or dump", v, comm);
 		return report_error();
@@ -236,6 +249,36 @@ void json_ranges(const char *key, const struct range_set *s)
 		json_hex(&jw, NULL, r->start);
 		json_hex(&jw, NULL, r->end);
 		json_array_end(&jw);
+	}
+	json_array_end(&jw);
+}
+
+void json_chain(const char *key, const struct dump_chain *c)
+{
+	json_array_begin(&jw, key);
+	for (int i = 0; i < c->n; i++) {
+		struct dump_identity id;
+		struct dt_err_saved none;
+		bool known;
+
+		/* a dump not written by dirtytrack has no identity: null, not an error */
+		dt_err_save(&none);
+		known = meta_read_identity(&c->d[i], &id) == 0;
+		dt_err_restore(&none);
+		json_object_begin(&jw, NULL);
+		json_str(&jw, "dir", c->d[i].path);
+		if (known) {
+			json_str(&jw, "id", id.id);
+			json_u64(&jw, "iteration", id.iteration);
+			json_bool(&jw, "full", id.full);
+		} else {
+			json_null(&jw, "id");
+			json_null(&jw, "iteration");
+			json_bool(&jw, "full", !c->d[i].has_parent);
+		}
+		json_u64(&jw, "pages_present", c->d[i].pages_present);
+		json_u64(&jw, "pages_parent", c->d[i].pages_parent);
+		json_object_end(&jw);
 	}
 	json_array_end(&jw);
 }

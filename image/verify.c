@@ -25,12 +25,17 @@ const char *vma_status_name(uint32_t st)
 		uint32_t bit;
 		const char *name;
 	} names[] = {
-		/* most specific first: a heap is also private anonymous */
-		{ CRIU_VMA_UNSUPP, "unsupported" }, { CRIU_VMA_VSYSCALL, "vsyscall" }, { CRIU_VMA_VDSO, "vdso" },
-		{ CRIU_VMA_VVAR, "vvar" }, { CRIU_VMA_GUARD, "guard" }, { CRIU_VMA_AIORING, "aio-ring" },
-		{ CRIU_VMA_SOCKET, "socket" }, { CRIU_VMA_SYSVIPC, "sysvipc" }, { CRIU_VMA_HEAP, "heap" },
-		{ CRIU_VMA_STACK, "stack" }, { CRIU_VMA_MEMFD, "memfd" }, { CRIU_VMA_ANON_SHARED, "shmem" },
-		{ CRIU_VMA_FILE_SHARED, "file-shared" }, { CRIU_VMA_FILE_PRIVATE, "file-private" },
+		/*
+		 * Most specific first: a heap is also private anonymous.  The
+		 * names are the tracker's (vma_kind_name(), what status and
+		 * watch print) wherever a kind has one: one name per kind.
+		 */
+		{ CRIU_VMA_UNSUPP, "unsupported" }, { CRIU_VMA_VSYSCALL, "special" },
+		{ CRIU_VMA_VDSO, "special" }, { CRIU_VMA_VVAR, "special" }, { CRIU_VMA_GUARD, "guard" },
+		{ CRIU_VMA_AIORING, "aio-ring" }, { CRIU_VMA_SOCKET, "socket" },
+		{ CRIU_VMA_SYSVIPC, "shmem" }, { CRIU_VMA_HEAP, "heap" }, { CRIU_VMA_STACK, "stack" },
+		{ CRIU_VMA_MEMFD, "shmem" }, { CRIU_VMA_ANON_SHARED, "shmem" },
+		{ CRIU_VMA_FILE_SHARED, "file-shared" }, { CRIU_VMA_FILE_PRIVATE, "file" },
 		{ CRIU_VMA_ANON_PRIVATE, "anon" },
 	};
 

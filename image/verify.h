@@ -36,7 +36,7 @@ int dump_summarize(const struct dump *d, struct dump_summary *s);
 void dump_summary_free(struct dump_summary *s);
 /* What chain_open leaves unread: the main thread's core image decodes. */
 int dump_check_images(const struct dump *d);
-/* "anon", "heap", "stack", "file-private", "memfd", "vdso", ... */
+/* "anon", "heap", "stack", "file", "file-shared", "shmem", "special", ... */
 const char *vma_status_name(uint32_t status);
 
 struct verify_live_result {

@@ -9,6 +9,16 @@ from target import Target, TargetError  # noqa: F401  (re-exported)
 PAGE = 4096
 
 
+class Skip(Exception):
+    """This test cannot run here; the message says why (run.py counts it)."""
+
+
+def need_root(what):
+    """Skip unless we are root: `what` is what the test does that needs it."""
+    if os.geteuid() != 0:
+        raise Skip(f'needs root: {what}')
+
+
 class Ctx:
     def __init__(self, bin_path, target_path, tmpdir):
         self.bin = os.path.abspath(bin_path)

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Integration test runner: every test_* function of every tests/integration/
 test_*.py module, each against the real binary, each with a time limit.
-Prints one line per test and ends with 'N passed, N failed'."""
+Prints one line per test (PASS, FAIL, or SKIP with the reason) and ends
+with 'N passed, N failed, N skipped'.  A test that cannot run here (it
+needs root, say) raises common.Skip: it is counted, never silently
+passed."""
 import argparse
 import importlib
 import os
@@ -15,7 +18,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import Ctx  # noqa: E402
+from common import Ctx, Skip  # noqa: E402
 
 TEST_TIMEOUT = 120
 
@@ -35,7 +38,7 @@ def main():
     ap.add_argument('-k', help='run only tests whose name contains this')
     a = ap.parse_args()
     signal.signal(signal.SIGALRM, on_alarm)
-    passed = failed = 0
+    passed = failed = skipped = 0
     failures = []
     modules = sorted(f[:-3] for f in os.listdir(HERE) if f.startswith('test_') and f.endswith('.py'))
     for mname in modules:
@@ -54,6 +57,10 @@ def main():
                 signal.alarm(0)
                 passed += 1
                 print(f'PASS {full} ({time.monotonic() - t0:.1f}s)', flush=True)
+            except Skip as e:
+                signal.alarm(0)
+                skipped += 1
+                print(f'SKIP {full}: {e}', flush=True)
             except Exception as e:  # noqa: BLE001 - report every failure
                 signal.alarm(0)
                 failed += 1
@@ -64,7 +71,7 @@ def main():
                 shutil.rmtree(tmp, ignore_errors=True)
     if failures:
         print('failed: ' + ' '.join(failures))
-    print(f'{passed} passed, {failed} failed')
+    print(f'{passed} passed, {failed} failed, {skipped} skipped')
     return 1 if failed or not passed else 0
 
 

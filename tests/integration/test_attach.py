@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from common import TargetError, check, check_eq
+from common import TargetError, check, check_eq, need_root
 
 UFFD_LINK = 'anon_inode:[userfaultfd]'
 EXIT_ERROR, EXIT_PERM, EXIT_UNSUPPORTED, EXIT_GONE = 2, 3, 4, 5
@@ -412,6 +412,7 @@ def test_zombie_target(ctx):
 
 
 def test_unprivileged_user(ctx):
+    need_root('running dirtytrack as another user (setpriv)')
     with ctx.target() as t:
         before = fd_table(t.pid)
         soft = Soft()

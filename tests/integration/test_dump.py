@@ -18,7 +18,7 @@ import struct
 import subprocess
 import time
 
-from common import PAGE, check, check_eq
+from common import PAGE, check, check_eq, need_root
 
 PE_PARENT, PE_PRESENT = 1, 4
 COMMON_MAGIC = 0x54564319
@@ -636,6 +636,8 @@ def test_dump_freeze_threads(ctx):
 # -- 5. MADV_DONTNEED and mapping changes between dumps --------------------
 
 def test_dump_dontneed_and_vma_changes(ctx):
+    need_root('shared memory pages the target has not mapped are found through '
+              '/proc/PID/map_files, which needs CAP_SYS_ADMIN')
     with ctx.target() as t:
         m = Mem(t, ctx.tmp)
         for name, kind, n in (('a', 'anon', 32), ('b', 'anon', 16), ('g', 'anon', 8),

@@ -685,3 +685,63 @@ def test_precopy_example_script_errors(ctx):
         check(state(t.pid) not in ('T', 't'), 'target left running')
     finally:
         release(t)
+
+
+SLOW_RSYNC = """#!/bin/sh
+# rsync, but the staging directory exists (half copied) for a while first
+for last; do :; done
+mkdir -p "$last" && touch "$last/half-copied"
+echo copying >"$STAGED"
+sleep 3
+exec rsync "$@"
+"""
+
+
+def script_interrupted(ctx, group):
+    """SIGINT while the script copies a dump: exit 130, the half copy removed,
+    DEST holds whole verified copies only, the target runs on.  group: the
+    signal goes to the whole process group, as a Ctrl-C of the terminal does."""
+    t = workload(ctx, FILLED)
+    src, dest = os.path.join(ctx.tmp, 'src'), os.path.join(ctx.tmp, 'dest')
+    rsync = os.path.join(ctx.tmp, 'slow-rsync')
+    staged = os.path.join(ctx.tmp, 'staged')
+    with open(rsync, 'w') as f:
+        f.write(SLOW_RSYNC)
+    os.chmod(rsync, 0o755)
+    env = dict(ctx.env, DIRTYTRACK=ctx.bin, INTERVAL='0.1', RSYNC=rsync, STAGED=staged)
+    p = subprocess.Popen(['bash', SCRIPT, str(t.pid), src, dest, '50'], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        wait_for(lambda: os.path.exists(staged) or p.poll() is not None, 20, 'the first copy')
+        check(p.poll() is None, f'precopy.sh ended early: {p.poll()}')
+        if group:
+            os.killpg(p.pid, signal.SIGINT)
+        else:
+            p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=15)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    no_sanitizer(err, 'examples/precopy.sh')
+    try:
+        check_eq(p.returncode, 130, f'precopy.sh exit after SIGINT (stderr {err.strip()})')
+        check('interrupted' in err and 'keeps running' in err, f'message: {err!r}')
+        names = sorted(os.listdir(dest))
+        check_eq([n for n in names if n.startswith('.')], [], 'staging directories in DEST')
+        check(not tmp_leftovers(src), f'temporary directories in SRC: {tmp_leftovers(src)}')
+        for n in names:
+            verify(ctx, os.path.join(dest, n))
+        for n in sorted(os.listdir(src)):
+            verify(ctx, os.path.join(src, n))
+        check(state(t.pid) not in ('T', 't', None), f'target state: {state(t.pid)}')
+    finally:
+        release(t)
+
+
+def test_precopy_example_script_sigint(ctx):
+    script_interrupted(ctx, group=False)
+
+
+def test_precopy_example_script_ctrl_c(ctx):
+    script_interrupted(ctx, group=True)
