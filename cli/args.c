@@ -15,6 +15,8 @@
 
 #define FIELD(f) offsetof(struct args, f)
 
+/* -j and -p: every command with output of its own (not help) */
+#define OUTPUT_COMMANDS ((ON_COMMANDS & ~ON(CMD_HELP)) | ON_GLOBAL)
 #define PID_COMMANDS (ON(CMD_START) | ON(CMD_STOP) | ON(CMD_STATUS) | ON(CMD_WATCH) | \
 		      ON(CMD_DUMP) | ON(CMD_PRECOPY))
 #define SCAN_COMMANDS (ON(CMD_START) | ON(CMD_STATUS) | ON(CMD_WATCH) | ON(CMD_DUMP) | \
@@ -74,9 +76,9 @@ const struct dt_option dt_options[] = {
 	{ 'v', "verbose", NULL, "also the pages written per kind of mapping", NULL, OPT_FLAG, NULL,
 	  COMPLETE_NONE, ON(CMD_WATCH), false, FIELD(verbose) },
 	{ 'j', "json", NULL, "print JSON: one document, or one line per event", NULL, OPT_FLAG,
-	  NULL, COMPLETE_NONE, ON_COMMANDS | ON_GLOBAL, false, FIELD(json) },
+	  NULL, COMPLETE_NONE, OUTPUT_COMMANDS, false, FIELD(json) },
 	{ 'p', "pretty", NULL, "indented JSON (implies -j)", NULL, OPT_FLAG, NULL, COMPLETE_NONE,
-	  ON_COMMANDS | ON_GLOBAL, false, FIELD(pretty) },
+	  OUTPUT_COMMANDS, false, FIELD(pretty) },
 	{ 'h', "help", NULL, "show this help", NULL, OPT_HELP, NULL, COMPLETE_NONE,
 	  ON_COMMANDS | ON_GLOBAL },
 	{ 'V', "version", NULL, "print the version and the commit it was built from", NULL,
@@ -242,6 +244,8 @@ static void build_optset(struct optset *s, unsigned int cmd_id, bool stop_at_ope
 	}
 	memset(&s->longs[n], 0, sizeof(s->longs[n]));
 	s->shorts[k] = '\0';
+	opterr = 0;
+	optind = 0;	/* 0: getopt starts afresh (ordering too) */
 }
 
 static const struct dt_option *row_of(int c)
@@ -263,6 +267,21 @@ static int getopt_error(int c, char **argv)
 	return usage_error("unknown option '%s'", argv[optind - 1]);
 }
 
+/* The next option: 1 and its row in *o, 0 at the end, -1 after reporting a bad one. */
+static int next_option(int argc, char **argv, const struct optset *s, const struct dt_option **o)
+{
+	int c = getopt_long(argc, argv, s->shorts, s->longs, NULL);
+
+	if (c == -1)
+		return 0;
+	*o = row_of(c);
+	if (c == '?' || c == ':' || !*o) {
+		getopt_error(c, argv);
+		return -1;
+	}
+	return 1;
+}
+
 static void apply_output(const struct args *a)
 {
 	if (a->json || a->pretty)
@@ -273,21 +292,14 @@ static void apply_output(const struct args *a)
 
 int parse_global_args(int argc, char **argv, int *action)
 {
+	const struct dt_option *o;
 	struct optset s;
 	struct args a = { 0 };
-	int c;
+	int r;
 
 	*action = 0;
 	build_optset(&s, CMD_COUNT, true);
-	opterr = 0;
-	optind = 0;	/* 0: getopt starts afresh (ordering too) */
-	while ((c = getopt_long(argc, argv, s.shorts, s.longs, NULL)) != -1) {
-		const struct dt_option *o = row_of(c);
-
-		if (c == '?' || c == ':' || !o) {
-			getopt_error(c, argv);
-			return -1;
-		}
+	while ((r = next_option(argc, argv, &s, &o)) > 0) {
 		if (o->kind == OPT_HELP || o->kind == OPT_VERSION) {
 			*action = o->kind == OPT_HELP ? 'h' : 'V';
 			continue;
@@ -295,7 +307,7 @@ int parse_global_args(int argc, char **argv, int *action)
 		set_value(o, optarg, &a);
 		apply_output(&a);	/* -j holds for the errors that follow */
 	}
-	return optind;
+	return r < 0 ? -1 : optind;
 }
 
 static int take_operands(int argc, char **argv, struct args *a)
@@ -333,8 +345,9 @@ static int take_operands(int argc, char **argv, struct args *a)
 int parse_args(int argc, char **argv, struct args *a)
 {
 	unsigned int id = current_cmd->id;
+	const struct dt_option *o;
 	struct optset s;
-	int c;
+	int r;
 
 	memset(a, 0, sizeof(*a));
 	a->until_pages = UINT64_MAX;	/* not given; 0 is a real limit */
@@ -343,31 +356,25 @@ int parse_args(int argc, char **argv, struct args *a)
 		    set_value(&dt_options[i], dt_options[i].defval, a))
 			return ARGS_FAIL;
 	build_optset(&s, id, false);
-	opterr = 0;
-	optind = 0;	/* 0: getopt starts afresh (ordering too) */
-	while ((c = getopt_long(argc, argv, s.shorts, s.longs, NULL)) != -1) {
-		const struct dt_option *o = row_of(c);
-
-		if (c == '?' || c == ':' || !o) {
-			getopt_error(c, argv);
-			return ARGS_FAIL;
-		}
+	while ((r = next_option(argc, argv, &s, &o)) > 0) {
 		if (o->kind == OPT_HELP)
 			return print_cmd_help(current_cmd->name) == 0 ? ARGS_HELP : ARGS_FAIL;
 		if (set_value(o, optarg, a))
 			return ARGS_FAIL;
 		apply_output(a);
 	}
+	if (r < 0)
+		return ARGS_FAIL;
 	if (take_operands(argc, argv, a))
 		return ARGS_FAIL;
 	for (size_t i = 0; i < dt_noptions; i++) {
-		const struct dt_option *o = &dt_options[i];
+		const struct dt_option *req = &dt_options[i];
 
-		if (o->required && option_on(o, id) && !*(const char **)((char *)a + o->off)) {
-			if (o->short_name)
-				usage_error("missing -%c %s", o->short_name, o->argh);
+		if (req->required && option_on(req, id) && !*(const char **)((char *)a + req->off)) {
+			if (req->short_name)
+				usage_error("missing -%c %s", req->short_name, req->argh);
 			else
-				usage_error("missing --%s %s", o->long_name, o->argh);
+				usage_error("missing --%s %s", req->long_name, req->argh);
 			return ARGS_FAIL;
 		}
 	}

@@ -342,9 +342,12 @@ static void man_options(void)
 			printf(")");
 		}
 		printf(".\n");
-		if ((o->cmds & ON_COMMANDS) == ON_COMMANDS) {
-			printf("Every command%s.\n", o->cmds & ON_GLOBAL ? ", and before the command name"
-								 : "");
+		if (__builtin_popcount(~o->cmds & ON_COMMANDS) <= 1) {
+			printf("Every command");
+			for (size_t k = 0; k < dt_ncommands; k++)
+				if (!option_on(o, dt_commands[k].id))
+					printf(" but \\fB%s\\fR", dt_commands[k].name);
+			printf("%s.\n", o->cmds & ON_GLOBAL ? ", and before the command name" : "");
 			continue;
 		}
 		if (!(o->cmds & ON_COMMANDS)) {

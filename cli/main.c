@@ -121,16 +121,45 @@ static const char *user_name(uid_t uid)
  * is and what would be needed; one about a process that is exiting is the
  * process being gone, whoever asks.
  */
+static bool has_ptrace_cap(void)
+{
+	cap_flag_value_t v = CAP_CLEAR;
+	cap_t caps = cap_get_proc();
+
+	if (caps) {
+		cap_get_flag(caps, CAP_SYS_PTRACE, CAP_EFFECTIVE, &v);
+		cap_free(caps);
+	}
+	return v == CAP_SET;
+}
+
+/* What would let this user trace a process of owner; "" when it is not a matter of who. */
+static void what_is_needed(uid_t owner, char *need, size_t len)
+{
+	char *scope = read_file("/proc/sys/kernel/yama/ptrace_scope", NULL);
+	char level = scope ? scope[0] : '0';
+
+	free(scope);
+	need[0] = '\0';
+	if (has_ptrace_cap())
+		return;		/* seccomp, an LSM: the message says */
+	if (level == '3')
+		snprintf(need, len, "Yama ptrace_scope is 3: no process may be traced until reboot");
+	else if (level == '2')
+		snprintf(need, len, "Yama ptrace_scope is 2: only CAP_SYS_PTRACE may trace");
+	else if (owner != geteuid())
+		snprintf(need, len, "run it as that user, or as root (CAP_SYS_PTRACE)");
+	else if (level == '1')
+		snprintf(need, len, "Yama ptrace_scope is 1, which lets a user trace only its own "
+			 "descendants: CAP_SYS_PTRACE is needed (or ptrace_scope 0)");
+}
+
 static void explain_permission(void)
 {
 	struct dt_err_saved first;
 	struct proc_stat st;
 	struct stat owner;
-	char path[32], who[160] = "", need[160] = "", *scope;
-	bool ptrace_cap = false, yama;
-	cap_t caps;
-
-	char comm[32];
+	char path[32], need[192], comm[32];
 
 	if (dt_err_kind() != DT_EXIT_PERM || prog_pid <= 0)
 		return;
@@ -146,28 +175,10 @@ static void explain_permission(void)
 	snprintf(path, sizeof(path), "/proc/%d", prog_pid);
 	if (stat(path, &owner))
 		return;
-	caps = cap_get_proc();
-	if (caps) {
-		cap_flag_value_t v = CAP_CLEAR;
-
-		cap_get_flag(caps, CAP_SYS_PTRACE, CAP_EFFECTIVE, &v);
-		ptrace_cap = v == CAP_SET;
-		cap_free(caps);
-	}
-	scope = read_file("/proc/sys/kernel/yama/ptrace_scope", NULL);
-	yama = scope && scope[0] != '0';
-	if (ptrace_cap)
-		;	/* not a matter of who: seccomp, an LSM; the message says */
-	else if (owner.st_uid != geteuid())
-		snprintf(need, sizeof(need), "run it as that user, or as root (CAP_SYS_PTRACE)");
-	else if (yama)
-		snprintf(need, sizeof(need), "Yama ptrace_scope is %c, which lets a user trace only "
-			 "its own children: CAP_SYS_PTRACE is needed (or ptrace_scope 0)", scope[0]);
-	free(scope);
-	if (!*need)
-		return;
-	snprintf(who, sizeof(who), "process %d belongs to %s", prog_pid, user_name(owner.st_uid));
-	dt_err(DT_EXIT_PERM, "%s; %s, you are %s: %s", first.msg, who, user_name(geteuid()), need);
+	what_is_needed(owner.st_uid, need, sizeof(need));
+	if (*need)
+		dt_err(DT_EXIT_PERM, "%s; process %d belongs to %s, you are %s: %s", first.msg,
+		       prog_pid, user_name(owner.st_uid), user_name(geteuid()), need);
 }
 
 int report_error(void)
