@@ -504,3 +504,93 @@ def test_demo_escape_codes_only_on_a_tty(ctx):
     os.close(master)
     check_eq(p.wait(timeout=30), 0, 'demo on a terminal')
     check(b'\033[1m$ ' in seen, f'bold on a terminal: {seen[:200]!r}')
+
+
+# -- the README's tour, as typed ----------------------------------------------
+
+def readme_tour():
+    with open(os.path.join(ROOT, 'README.md')) as f:
+        text = f.read()
+    block = text[text.index('## A quick tour'):]
+    block = block[block.index('```sh\n') + 6:]
+    block = block[:block.index('```')]
+    lines = []
+    for ln in block.splitlines():
+        ln = ln.split('#')[0].strip()
+        if ln:
+            lines.append(ln)
+    return lines
+
+
+def stopped(pid):
+    with open(f'/proc/{pid}/stat') as f:
+        return f.read().rsplit(')', 1)[1].split()[0] in 'Tt'
+
+
+def test_readme_tour(ctx):
+    """Every command of the README's quick tour, with 4242 a real target:
+    each does what the README says, in order."""
+    tour = readme_tour()
+    check(len(tour) >= 15 and tour[0] == 'dirtytrack check', f'the tour: {tour}')
+    with ctx.target() as t:
+        t.map('a', 'anon', 32)
+        t.fill('a', 0, 32, 1)
+        try:
+            for i, ln in enumerate(tour):
+                words = ln.replace('4242', str(t.pid)).split()
+                if words[0] == 'mkdir':
+                    os.makedirs(os.path.join(ctx.tmp, words[1]))
+                    continue
+                check_eq(words[0], 'dirtytrack', f'tour line {ln!r}')
+                if not stopped(t.pid):       # it writes between the steps
+                    t.fill('a', i % 32, 1, 0x40 + i)
+                p = subprocess.Popen([ctx.bin, *words[1:]], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=ctx.env, cwd=ctx.tmp)
+                forever = words[1] == 'watch' and '--count' not in words
+                try:
+                    out, err = p.communicate(timeout=1 if forever else 60)
+                except subprocess.TimeoutExpired:
+                    p.send_signal(signal.SIGINT)     # the reader's Ctrl-C
+                    out, err = p.communicate(timeout=10)
+                want = (0, 1) if words[1] == 'diff' else (0,)
+                check(p.returncode in want, f'tour: `{ln}` exit {p.returncode}: {err.strip()}')
+                if forever:
+                    check(out.splitlines()[-1].startswith('total: '), f'`{ln}`: {out!r}')
+        finally:
+            os.kill(t.pid, signal.SIGCONT)
+
+
+def thread_states(pid):
+    states = {}
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        try:
+            with open(f'/proc/{pid}/task/{tid}/stat') as f:
+                states[int(tid)] = f.read().rsplit(')', 1)[1].split()[0]
+        except OSError:
+            pass
+    return states
+
+
+def test_left_stopped_is_stopped_on_return(ctx):
+    """When dump --leave-stopped (and precopy's final dump) returns, every
+    thread is in group stop already, so that verify --pid (or CRIU) right
+    after never sees one running: the cause of the flaky precopy tests."""
+    with ctx.target() as t:
+        t.map('a', 'anon', 64)
+        t.spin(8, 'a', 0, 64)
+        t.wait_spinning(3)
+        try:
+            for i in range(15):
+                d = os.path.join(ctx.tmp, f'd{i}')
+                ctx.json('dump', t.pid, '-D', d, '--leave-stopped')
+                states = thread_states(t.pid)
+                check(set(states.values()) <= {'T', 't'}, f'round {i}: thread states {states}')
+                os.kill(t.pid, signal.SIGCONT)
+                t.wait_spinning(t.spincount() + 3)
+            base = os.path.join(ctx.tmp, 'pc')
+            ctx.ok('precopy', t.pid, '-D', base, '--max-iters', 2, '--interval', 10)
+            states = thread_states(t.pid)
+            check(set(states.values()) <= {'T', 't'}, f'after precopy: thread states {states}')
+        finally:
+            os.kill(t.pid, signal.SIGCONT)
+            t.unspin()
