@@ -42,6 +42,8 @@ struct dump_job {
 	const char *note;		/* why a full dump was taken */
 	bool started_tracking;		/* tracking was off: this dump turned it on */
 	uint64_t vanished;
+	struct dir_sink *sink;		/* while the pages are written */
+	uint64_t copied, to_copy;	/* bytes, for the progress callback */
 };
 
 static void set_free_all(struct dump_job *j)
@@ -174,28 +176,21 @@ static int plan(struct dump_job *j)
 	return 0;
 }
 
-/* The copy loop's put, counting the bytes for the progress callback. */
-struct counted_put {
-	struct page_sink *sink;
-	const struct dump_request *rq;
-	uint64_t done, total;
-};
-
-static int put_counted(void *ctx, const void *data, size_t len)
+/* The copy loop's put: into the sink, counting the bytes for the progress callback. */
+static int put_pages(void *ctx, const void *data, size_t len)
 {
-	struct counted_put *c = ctx;
+	struct dump_job *j = ctx;
 
-	if (sink_put_pages(c->sink, data, len))
+	if (sink_put_pages(&j->sink->base, data, len))
 		return -1;
-	c->done += len;
-	if (c->rq->progress)
-		c->rq->progress(c->rq->progress_ctx, c->done, c->total);
+	j->copied += len;
+	if (j->a.progress)
+		j->a.progress(j->a.progress_ctx, j->copied, j->to_copy);
 	return 0;
 }
 
 static int write_pages(struct dump_job *j)
 {
-	struct counted_put counted = { .rq = &j->a, .total = range_set_bytes(&j->present) };
 	struct dir_sink sink;
 	struct mem_reader mem;
 	uint64_t t0 = now_ns();
@@ -207,10 +202,11 @@ static int write_pages(struct dump_job *j)
 		sink.base.ops->abort(&sink.base);
 		return -1;
 	}
-	counted.sink = &sink.base;
+	j->sink = &sink;
+	j->to_copy = range_set_bytes(&j->present);
 	err = sink_put_entries(&sink.base, &j->present, &j->in_parent);
 	if (!err)
-		err = mem_copy(&mem, &j->present, put_counted, &counted);
+		err = mem_copy(&mem, &j->present, put_pages, j);
 	j->vanished = mem.vanished;
 	mem_reader_close(&mem);
 	if (err) {

@@ -144,7 +144,7 @@ void print_usage(FILE *f)
 			print_option_help(f, &dt_options[i]);
 	fprintf(f, "\nexit status: 0 success, 1 difference found, 2 error, 3 not permitted,\n"
 		"4 not supported by this kernel, 5 process gone (exited, exec'd, pid reused),\n"
-		"6 interrupted (precopy).\n"
+		"130 interrupted by SIGINT or SIGTERM, stopped cleanly.\n"
 		"'dirtytrack help COMMAND' describes one command; see dirtytrack(1).\n");
 }
 

@@ -54,7 +54,7 @@ const struct cmd dt_commands[] = {
 	{ "precopy", cmd_precopy, CMD_PRECOPY, OPERANDS_PID,
 	  "pre-copy loop: BASE/1 (full), BASE/2, ... while the dirty set shrinks, then a frozen "
 	  "BASE/final",
-	  "0 the final dump is complete, " EXIT_TRACK ", 6 interrupted by "
+	  "0 the final dump is complete, " EXIT_TRACK ", 130 interrupted by "
 	  "SIGINT or SIGTERM (the complete dumps stay, the target runs on)" },
 	{ "show", cmd_show, CMD_SHOW, OPERANDS_DIR,
 	  "a dump at a glance: process, parent chain, mappings, pages present and in parent",

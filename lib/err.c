@@ -107,12 +107,11 @@ const char *dt_exit_name(enum dt_exit kind)
 		[DT_EXIT_PERM] = "permission",
 		[DT_EXIT_UNSUPPORTED] = "unsupported",
 		[DT_EXIT_GONE] = "gone",
-		[DT_EXIT_INTERRUPTED] = "interrupted",
 	};
 
 	if ((unsigned)kind < sizeof(names) / sizeof(names[0]) && names[kind])
 		return names[kind];
-	return "error";
+	return kind == DT_EXIT_INTERRUPTED ? "interrupted" : "error";
 }
 
 void dt_err_clear(void)

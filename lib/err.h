@@ -15,7 +15,7 @@ enum dt_exit {
 	DT_EXIT_PERM = 3,	/* not permitted (ptrace, capabilities, LSM, seccomp) */
 	DT_EXIT_UNSUPPORTED = 4,/* the kernel lacks a feature we need */
 	DT_EXIT_GONE = 5,	/* no such process, exited, exec'd, pid reused */
-	DT_EXIT_INTERRUPTED = 6,/* precopy: stopped by SIGINT/SIGTERM before its final dump */
+	DT_EXIT_INTERRUPTED = 130,	/* SIGINT/SIGTERM/SIGHUP: stopped cleanly */
 };
 
 int dt_err(enum dt_exit kind, const char *fmt, ...)

@@ -18,7 +18,7 @@ import time
 
 from common import PAGE, check, check_eq
 
-EXIT_INTERRUPTED = 6    # precopy stopped by SIGINT/SIGTERM: dirtytrack(1) EXIT STATUS
+EXIT_INTERRUPTED = 130  # precopy stopped by SIGINT/SIGTERM: dirtytrack(1) EXIT STATUS
 
 FILLED = 4000
 HOT = 32
