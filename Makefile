@@ -13,6 +13,15 @@ NL_LIBS   := $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
 CFLAGS   += $(NL_CFLAGS)
 LIBS     := -lcap -lprotobuf-c $(NL_LIBS)
 PYTHON   ?= python3
+VERSION  := 0.1
+
+# make install / uninstall: the binary, the man page, the bash completion.
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+INSTALL  ?= install
 
 LIB_SRC     := $(wildcard lib/*.c)
 PAGEMAP_SRC := $(wildcard pagemap/*.c)
@@ -31,7 +40,8 @@ TARGET_BIN := $(BUILD)/dt-target
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 
-.PHONY: all check check-unit check-integration check-asan check-fuzz fuzz demo clean
+.PHONY: all check check-unit check-integration check-asan check-fuzz fuzz demo clean install \
+	uninstall man check-man FORCE
 
 all: $(BIN) $(TARGET_BIN) $(UNIT_BIN)
 
@@ -42,6 +52,18 @@ all: $(BIN) $(TARGET_BIN) $(UNIT_BIN)
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS)
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -Iproto $<
+
+# The version and the commit the binary is built from, rewritten only when
+# they change.  A tree without .git (a tarball) says so in --version.
+VERSION_H := $(BUILD)/gen/version.h
+$(VERSION_H): FORCE
+	@mkdir -p $(dir $@)
+	@c=$$(git rev-parse --short=12 HEAD 2>/dev/null) || c=""; \
+	if [ -n "$$c" ] && ! git diff --quiet HEAD -- 2>/dev/null; then c="$$c-dirty"; fi; \
+	printf '#define DT_VERSION "%s"\n#define DT_COMMIT "%s"\n' '$(VERSION)' "$$c" >$@.tmp; \
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(BUILD)/obj/cli/help.o: $(VERSION_H)
 
 $(BUILD)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
@@ -61,7 +83,8 @@ $(TARGET_BIN): tests/target/dt-target.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O1 -g -Wall -Wextra -pthread $< -o $@
 
-$(BUILD)/unit/test_%: tests/unit/test_%.c $(call obj,$(CORE_SRC) cli/json.c) $(PROTO_OBJ)
+# Unit tests link every layer, cli/ too, all but the entry point.
+$(BUILD)/unit/test_%: tests/unit/test_%.c $(call obj,$(CORE_SRC) $(filter-out cli/dirtytrack.c,$(CLI_SRC))) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LIBS) -lcmocka -o $@
 
@@ -143,6 +166,25 @@ demo: $(BIN) $(BUILD)/bench/workload
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# The man page's SYNOPSIS, OPTIONS and per-command EXIT STATUS are written by
+# the binary from its tables: `make man` puts them in, `make check-man`
+# (run by the tests too) fails when the page and the tables differ.
+man: $(BIN)
+	$(PYTHON) scripts/man-sync.py --bin $(BIN) man/dirtytrack.1
+
+check-man: $(BIN)
+	$(PYTHON) scripts/man-sync.py --bin $(BIN) --check man/dirtytrack.1
+
+install: $(BIN)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
+	$(INSTALL) -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/dirtytrack
+	$(INSTALL) -m 0644 man/dirtytrack.1 $(DESTDIR)$(MANDIR)/man1/dirtytrack.1
+	$(INSTALL) -m 0644 bash-completion/dirtytrack $(DESTDIR)$(BASHCOMPDIR)/dirtytrack
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/dirtytrack $(DESTDIR)$(MANDIR)/man1/dirtytrack.1 \
+	      $(DESTDIR)$(BASHCOMPDIR)/dirtytrack
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install what dirtytrack needs on Debian 12 (only what is missing), then
 # run make with the given targets:  ./bootstrap.sh demo   ./bootstrap.sh check
+# The tool is then build/dirtytrack; `make install` installs it.
 set -e
 cd "$(dirname "$0")"
 PKGS="make gcc libc6-dev pkg-config libprotobuf-c-dev protobuf-c-compiler libcap-dev
@@ -18,4 +19,6 @@ if [ -n "$missing" ]; then
 	$SUDO apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
 fi
-exec make -j"$(nproc)" "$@"
+make -j"$(nproc)" "$@"
+echo "bootstrap: the binary is build/dirtytrack; 'make install' (as root, or with"
+echo "  PREFIX=\$HOME/.local) puts it on PATH with its man page and bash completion"

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "cli/json.h"
@@ -17,23 +18,42 @@ extern const char *prog_cmd;	/* the command running, for messages */
 struct cmd {
 	const char *name;
 	int (*run)(int argc, char **argv);
-	const char *usage;	/* one line: arguments and options */
-	const char *summary;
+	unsigned int id;	/* enum dt_cmd_id: the option table's ON() bit */
+	unsigned int operands;	/* enum dt_operands */
+	const char *summary;	/* one line */
+	const char *exit_status;	/* the codes it can return, for its --help */
 };
+
+/* The command table (cli/main.c), in enum dt_cmd_id order. */
+extern const struct cmd dt_commands[];
+extern const size_t dt_ncommands;
+extern const struct cmd *current_cmd;	/* NULL before the command name */
+extern pid_t prog_pid;		/* the PID operand, for permission messages */
 
 /* Report the recorded error (dt_err) once and return its exit code. */
 int report_error(void);
 /* Usage errors: one line naming the problem, exit DT_EXIT_ERROR. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int parse_pid_arg(const char *s, pid_t *pid);
-/* Print "--help" text of one command. */
+/* Help (cli/help.c): all generated from the command and option tables. */
+void print_usage(FILE *f);
 int print_cmd_help(const char *name);
+void print_version(void);
+/* Hidden helpers: the bash completion's data, the man page's generated parts. */
+int completion_helper(int argc, char **argv);
+int man_helper(int argc, char **argv);
 void human_size(uint64_t bytes, char *buf, size_t len);
 struct range_set;
 /* The written ranges, as a JSON "ranges" member or as text lines. */
 void print_ranges(const struct range_set *s);
 /* [["0xSTART","0xEND"],...] under key: the one way ranges go into JSON */
 void json_ranges(const char *key, const struct range_set *s);
+struct dump_chain;
+/*
+ * A chain under key, newest first: [{dir, id, iteration, full,
+ * pages_present, pages_parent}, ...]: the one shape show and diff print.
+ */
+void json_chain(const char *key, const struct dump_chain *c);
 
 int cmd_check(int argc, char **argv);
 int cmd_start(int argc, char **argv);
@@ -48,5 +68,6 @@ int cmd_show(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_flatten(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_help(int argc, char **argv);
 
 #endif

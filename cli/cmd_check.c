@@ -214,7 +214,7 @@ int cmd_check(int argc, char **argv)
 	struct utsname u;
 	struct args a;
 	bool all_ok = true;
-	int n = 0, r = parse_args(argc, argv, 0, &a);
+	int n = 0, r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;

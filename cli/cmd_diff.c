@@ -46,7 +46,7 @@ static void json_side(const char *key, const struct dump_chain *c, const struct 
 	} else {
 		json_null(&jw, "id");
 	}
-	json_u64(&jw, "chain", (uint64_t)s->depth);
+	json_chain("chain", c);
 	json_object_end(&jw);
 }
 
@@ -240,7 +240,7 @@ int cmd_diff(int argc, char **argv)
 	struct diff_opts o = { 0 };
 	struct diff_result r;
 	struct args a;
-	int ret = parse_args(argc, argv, ARG_DIR_PAIR | ARG_PAGES | ARG_BYTES, &a);
+	int ret = parse_args(argc, argv, &a);
 
 	if (ret)
 		return ret == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;

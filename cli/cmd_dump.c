@@ -2,10 +2,15 @@
 /* dump: one full or incremental dump (the pipeline lives in cli/dump.c). */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/dump.h"
+#include "cli/progress.h"
+#include "tracker/proc.h"
 #include "lib/util.h"
 
 void print_dump_report(const struct dump_report *r)
@@ -44,7 +49,7 @@ void print_dump_report(const struct dump_report *r)
 		return;
 	}
 	if (r->full_because)
-		printf("taking a full dump: %s\n", r->full_because);
+		fprintf(stderr, "dirtytrack %s: taking a full dump: %s\n", prog_cmd, r->full_because);
 	printf("%s: %s dump %u of process %d: %llu pages written (%s), %llu in parent; %.1f ms",
 	       r->dir, r->id.full ? "full" : "incremental", r->id.iteration, r->id.pid,
 	       (unsigned long long)r->pages_written, size, (unsigned long long)r->pages_parent,
@@ -69,16 +74,37 @@ static void on_signal(int sig)
 	interrupted = 1;
 }
 
+/* A dump needs a directory of its own: not ".", "..", "/" or their like. */
+int check_new_dir(const char *opt, const char *path)
+{
+	size_t len = strlen(path);
+	const char *base;
+
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	base = memrchr(path, '/', len);
+	base = base ? base + 1 : path;
+	len -= base - path;
+	if (len == 0 || (len == 1 && *base == '.') || (len == 2 && !strncmp(base, "..", 2)))
+		return usage_error("%s %s: a dump needs a new directory of its own, not an existing "
+				   "parent of others (give a new name, such as ckpt/1)", opt, path);
+	return 0;
+}
+
 int cmd_dump(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct dump_request rq = { 0 };
 	struct dump_report rep;
+	struct progress p;
+	char what[96];
 	struct args a;
-	int r = parse_args(argc, argv, ARG_PID | ARG_SCAN | ARG_DUMP, &a);
+	int r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	if (check_new_dir("-D", a.dir))
+		return DT_EXIT_ERROR;
 	rq.pid = a.pid;
 	rq.dir = a.dir;
 	rq.parent = a.parent;
@@ -86,12 +112,18 @@ int cmd_dump(int argc, char **argv)
 	rq.leave_stopped = a.leave_stopped;
 	rq.full_if_needed = a.full_if_needed;
 	rq.backend = a.backend;
+	snprintf(what, sizeof(what), "dump %s", a.dir);
+	progress_begin(&p, what);
+	rq.progress = progress_report;
+	rq.progress_ctx = &p;
 	/* a signal stops the dump cleanly: no directory, the target as it was */
 	rq.interrupted = &interrupted;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	if (dump_run(&rq, &rep))
+	r = dump_run(&rq, &rep);
+	progress_end(&p);
+	if (r)
 		return report_error();
 	print_dump_report(&rep);
 	return DT_EXIT_OK;

@@ -9,6 +9,8 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/dump.h"
+#include "cli/progress.h"
 #include "image/chain.h"
 #include "image/flatten.h"
 #include "image/verify.h"
@@ -37,28 +39,6 @@ static void time_string(uint64_t unix_s, char *buf, size_t len)
 static int open_chain(const char *dir, struct dump_chain *c)
 {
 	return chain_open(c, dir) ? report_error() : 0;
-}
-
-static void json_chain(const struct dump_chain *c, const struct dump_summary *sums)
-{
-	json_array_begin(&jw, "chain");
-	for (int i = 0; i < c->n; i++) {
-		json_object_begin(&jw, NULL);
-		json_str(&jw, "dir", c->d[i].path);
-		if (sums[i].has_identity) {
-			json_str(&jw, "id", sums[i].id.id);
-			json_u64(&jw, "iteration", sums[i].id.iteration);
-			json_bool(&jw, "full", sums[i].id.full);
-		} else {
-			json_null(&jw, "id");
-			json_null(&jw, "iteration");
-			json_bool(&jw, "full", !c->d[i].has_parent);
-		}
-		json_u64(&jw, "pages_present", c->d[i].pages_present);
-		json_u64(&jw, "pages_parent", c->d[i].pages_parent);
-		json_object_end(&jw);
-	}
-	json_array_end(&jw);
 }
 
 static void signal_name(int sig, char *buf, size_t len)
@@ -172,7 +152,7 @@ static void show_json(const struct dump_chain *c, const struct dump_summary *sum
 		json_null(&jw, "frozen");
 		json_null(&jw, "dump_unix");
 	}
-	json_chain(c, sums);
+	json_chain("chain", c);
 	json_array_begin(&jw, "vmas");
 	for (size_t i = 0; i < s->nvmas; i++) {
 		const struct vma_pages *v = &s->vmas[i];
@@ -266,7 +246,7 @@ int cmd_show(int argc, char **argv)
 	struct shown_threads th = { 0 };
 	struct dump_chain c;
 	struct args a;
-	int r = parse_args(argc, argv, ARG_DIR | ARG_THREADS, &a), n = 0;
+	int r = parse_args(argc, argv, &a), n = 0;
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
@@ -325,7 +305,7 @@ int cmd_verify(int argc, char **argv)
 	struct args a;
 	uint64_t present = 0, parent = 0;
 	bool live, pid_match;
-	int r = parse_args(argc, argv, ARG_DIR | ARG_LIVE_PID, &a);
+	int r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
@@ -341,9 +321,16 @@ int cmd_verify(int argc, char **argv)
 	}
 	live = a.live_pid > 0;
 	pid_match = !live || c.d[0].pid == (unsigned int)a.live_pid;
-	if (live && verify_live(&c, a.live_pid, &res)) {
-		chain_close(&c);
-		return report_error();
+	if (live) {
+		struct progress p;
+
+		progress_begin(&p, "verify: comparing");
+		r = verify_live(&c, a.live_pid, &res, progress_report, &p);
+		progress_end(&p);
+		if (r) {
+			chain_close(&c);
+			return report_error();
+		}
 	}
 	if (!pid_match && !json_output)
 		fprintf(stderr, "dirtytrack verify: warning: the dump is of process %u, comparing "
@@ -407,10 +394,12 @@ int cmd_flatten(int argc, char **argv)
 	struct dump_chain c;
 	struct args a;
 	char size[32];
-	int r = parse_args(argc, argv, ARG_DIR | ARG_OUTPUT, &a);
+	int r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	if (check_new_dir("-o", a.out))
+		return DT_EXIT_ERROR;
 	if ((r = open_chain(a.dir, &c)))
 		return r;
 	if (chain_flatten(&c, a.out, &res)) {

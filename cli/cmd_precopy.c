@@ -15,6 +15,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/dump.h"
+#include "cli/progress.h"
 #include "lib/util.h"
 #include "tracker/proc.h"
 
@@ -28,7 +29,6 @@ static void on_stop(int sig)
 
 struct loop {
 	struct args a;
-	bool tty;
 	int iters;
 	uint64_t bytes_total, prev_present;
 	uint64_t prev_start;	/* when the previous dump began collecting */
@@ -43,7 +43,7 @@ static double link_seconds(const struct loop *l, uint64_t bytes)
 	return l->a.link_mbps > 0 ? (double)bytes * 8 / (l->a.link_mbps * 1e6) : 0;
 }
 
-static void print_row(const struct loop *l, const char *name, const struct dump_report *r,
+static void print_row(const char *name, const struct dump_report *r,
 		      double rate_mib_s, double est_downtime_ms)
 {
 	double mib = (double)r->pages_written * PAGE_SIZE / (1024.0 * 1024.0);
@@ -65,34 +65,34 @@ static void print_row(const struct loop *l, const char *name, const struct dump_
 		json_object_end(&jw);
 		return;
 	}
-	if (l->tty)
-		printf("\r\033[K");
 	printf("%-6s %10llu %10.2f %10.1f %12.2f %14.1f%s\n", name,
 	       (unsigned long long)r->pages_written, mib, r->total_ns / 1e6, rate_mib_s,
 	       est_downtime_ms, r->id.full ? "  (full)" : "");
 	fflush(stdout);
 }
 
-static void progress(const struct loop *l, const char *what)
-{
-	if (l->tty && !json_output) {
-		printf("\r\033[K%s", what);
-		fflush(stdout);
-	}
-}
-
-/* Run one dump with SIGINT/SIGTERM held back: a dump is whole or absent. */
+/*
+ * Run one dump with SIGINT/SIGTERM held back (a dump is whole or absent),
+ * its progress on the terminal.
+ */
 static int dump_held(struct dump_request *rq, struct dump_report *rep)
 {
+	struct progress p;
 	sigset_t set, old;
+	char what[96];
 	int r;
 
+	snprintf(what, sizeof(what), "precopy: dump %s", rq->dir);
+	progress_begin(&p, what);
+	rq->progress = progress_report;
+	rq->progress_ctx = &p;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigprocmask(SIG_BLOCK, &set, &old);
 	r = dump_run(rq, rep);
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	progress_end(&p);
 	return r;
 }
 
@@ -137,7 +137,12 @@ static bool done_iterating(struct loop *l, const struct dump_report *r)
 	return l->verdict != NULL;
 }
 
-static void print_summary(const struct loop *l, const struct dump_report *final, bool interrupted)
+/*
+ * The last line (or JSON event): what was dumped, why the loop ended, and
+ * what became of the target (target: "stopped", "killed" or "running").
+ */
+static void print_summary(const struct loop *l, const struct dump_report *final, bool interrupted,
+			  const char *target)
 {
 	char size[32];
 
@@ -155,21 +160,32 @@ static void print_summary(const struct loop *l, const struct dump_report *final,
 			json_double(&jw, "final_freeze_ms", final->freeze_us / 1e3);
 		} else {
 			json_null(&jw, "final");
+			json_null(&jw, "final_freeze_ms");
 		}
 		json_str(&jw, "last", l->last_dir);
+		json_str(&jw, "then", precopy_then_names[l->a.then]);
+		json_str(&jw, "target", target);
 		json_object_end(&jw);
 		return;
 	}
 	if (interrupted) {
-		printf("interrupted: %d complete dumps%s in %s (latest %s); the target is running\n",
+		printf("interrupted: %d complete dumps%s in %s (latest %s); the target is %s\n",
 		       l->iters, final ? " and the final one" : "", l->a.dir,
-		       l->last_dir[0] ? l->last_dir : "none");
+		       l->last_dir[0] ? l->last_dir : "none", target);
 		return;
 	}
 	printf("%s\n", l->verdict);
 	printf("%d iterations and a final dump, %s written in all; final freeze %.1f ms "
-	       "(the downtime of a cut-over)%s\n", l->iters, size, final->freeze_us / 1e3,
-	       l->converged ? "" : "; did not converge");
+	       "(the downtime of a cut-over)%s; --then %s: the target is %s\n", l->iters, size,
+	       final->freeze_us / 1e3, l->converged ? "" : "; did not converge",
+	       precopy_then_names[l->a.then], target);
+}
+
+/* SIGINT or SIGTERM: the complete dumps stay, the target runs on. */
+static int interrupted(const struct loop *l, const struct dump_report *final)
+{
+	print_summary(l, final, true, "running");
+	return DT_EXIT_INTERRUPTED;
 }
 
 int cmd_precopy(int argc, char **argv)
@@ -180,17 +196,14 @@ int cmd_precopy(int argc, char **argv)
 	struct loop l = { 0 };
 	struct proc_stat st;
 	char dir[PATH_MAX], base[PATH_MAX];
-	int r = parse_args(argc, argv, ARG_PID | ARG_SCAN | ARG_INTERVAL | ARG_PRECOPY, &l.a);
+	int r = parse_args(argc, argv, &l.a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
-	if (l.a.until_pages != UINT64_MAX && l.a.until_ratio > 0)
-		return usage_error("--until-pages and --until-ratio exclude each other");
 	snprintf(base, sizeof(base), "%s", l.a.dir);
 	while (strlen(base) > 1 && base[strlen(base) - 1] == '/')
 		base[strlen(base) - 1] = '\0';
 	l.a.dir = base;
-	l.tty = isatty(STDOUT_FILENO);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	/* nothing is created for a process that is not there, or not ours to trace */
@@ -209,7 +222,6 @@ int cmd_precopy(int argc, char **argv)
 		snprintf(dir, sizeof(dir), "%s/%d", l.a.dir, l.iters + 1);
 		rq.dir = dir;
 		rq.parent = l.iters ? l.last_dir : NULL;
-		progress(&l, "dumping...");
 		if (dump_held(&rq, &rep))
 			return report_error();
 		l.iters++;
@@ -221,7 +233,7 @@ int cmd_precopy(int argc, char **argv)
 				   : 0;
 		l.prev_start = started;
 		/* a cut-over now would freeze for about one such dump (and its transfer) */
-		print_row(&l, dir + strlen(l.a.dir) + 1, &rep, rate,
+		print_row(dir + strlen(l.a.dir) + 1, &rep, rate,
 			  rep.total_ns / 1e6 + link_seconds(&l, rep.pages_written * PAGE_SIZE) * 1e3);
 		if (stop_requested)
 			break;
@@ -239,37 +251,32 @@ int cmd_precopy(int argc, char **argv)
 		if (stop_requested)
 			break;
 	}
-	if (stop_requested) {
-		print_summary(&l, NULL, true);
-		return DT_EXIT_OK;
-	}
+	if (stop_requested)
+		return interrupted(&l, NULL);
 	/* the last iteration's pages take their interval (or transfer) too */
 	wait_interval(l.a.link_mbps > 0 ? link_seconds(&l, rep.pages_written * PAGE_SIZE)
 					 : l.a.interval_ms / 1000.0);
-	if (stop_requested) {
-		print_summary(&l, NULL, true);
-		return DT_EXIT_OK;
-	}
+	if (stop_requested)
+		return interrupted(&l, NULL);
 	snprintf(dir, sizeof(dir), "%s/final", l.a.dir);
 	rq.dir = dir;
 	rq.parent = l.last_dir;
-	rq.leave_stopped = !strcmp(l.a.then, "leave-stopped") || !strcmp(l.a.then, "kill");
+	rq.leave_stopped = l.a.then == THEN_LEAVE_STOPPED || l.a.then == THEN_KILL;
 	rq.freeze = !rq.leave_stopped;
-	progress(&l, "final dump (target frozen)...");
 	if (dump_held(&rq, &final))
 		return report_error();
 	l.bytes_total += final.pages_written * PAGE_SIZE;
 	snprintf(l.last_dir, sizeof(l.last_dir), "%s", final.dir);
-	print_row(&l, "final", &final, 0, final.freeze_us / 1e3);
+	print_row("final", &final, 0, final.freeze_us / 1e3);
 	if (stop_requested) {
 		/* interrupted during the final dump: it is complete, the target runs on */
 		if (final.left_stopped)
 			kill(l.a.pid, SIGCONT);
-		print_summary(&l, &final, true);
-		return DT_EXIT_OK;
+		return interrupted(&l, &final);
 	}
-	if (!strcmp(l.a.then, "kill"))
+	if (l.a.then == THEN_KILL)
 		kill(l.a.pid, SIGKILL);
-	print_summary(&l, &final, false);
+	print_summary(&l, &final, false, l.a.then == THEN_KILL ? "killed"
+					 : final.left_stopped ? "stopped" : "running");
 	return DT_EXIT_OK;
 }

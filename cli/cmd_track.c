@@ -64,7 +64,7 @@ int cmd_start(int argc, char **argv)
 	struct args a;
 	bool already;
 	char size[32];
-	int r = parse_args(argc, argv, ARG_PID | ARG_SCAN, &a);
+	int r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
@@ -109,7 +109,7 @@ int cmd_start(int argc, char **argv)
 int cmd_stop(int argc, char **argv)
 {
 	struct args a;
-	int r = parse_args(argc, argv, ARG_PID, &a);
+	int r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
@@ -182,7 +182,7 @@ int cmd_status(int argc, char **argv)
 	struct tracker t;
 	struct args a;
 	char size[32], since[64];
-	int r = parse_args(argc, argv, ARG_PID | ARG_SCAN | ARG_PAGES, &a);
+	int r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;

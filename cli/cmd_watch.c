@@ -69,6 +69,27 @@ static void print_interval(const struct tracker *t, const struct range_set *dirt
 	fflush(stdout);
 }
 
+/* Interrupted (Ctrl-C, SIGTERM): what the whole watch saw, in one line. */
+static void print_totals(int intervals, uint64_t pages, double elapsed_s)
+{
+	double mib = (double)pages * PAGE_SIZE / (1024.0 * 1024.0);
+
+	if (json_output) {
+		json_object_begin(&jw, NULL);
+		json_str(&jw, "event", "totals");
+		json_i64(&jw, "intervals", intervals);
+		json_double(&jw, "elapsed_s", elapsed_s);
+		json_u64(&jw, "pages", pages);
+		json_u64(&jw, "bytes", pages * PAGE_SIZE);
+		json_double(&jw, "mib_per_s", elapsed_s > 0 ? mib / elapsed_s : 0);
+		json_object_end(&jw);
+		return;
+	}
+	printf("total: %d intervals in %.2f s, %llu pages written (%.2f MiB, %.2f MiB/s on "
+	       "average)\n", intervals, elapsed_s, (unsigned long long)pages, mib,
+	       elapsed_s > 0 ? mib / elapsed_s : 0);
+}
+
 static void sleep_until(uint64_t deadline_ns)
 {
 	struct timespec ts = { (time_t)(deadline_ns / 1000000000ULL),
@@ -85,9 +106,9 @@ int cmd_watch(int argc, char **argv)
 	struct tracker t;
 	struct args a;
 	bool already = true, failed = false;
-	uint64_t t0, prev, next;
-	int r = parse_args(argc, argv, ARG_PID | ARG_SCAN | ARG_INTERVAL | ARG_COUNT | ARG_VERBOSE | ARG_PAGES,
-			   &a);
+	uint64_t t0 = 0, prev, next, total_pages = 0;
+	int done = 0;
+	int r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
@@ -130,11 +151,15 @@ int cmd_watch(int argc, char **argv)
 		}
 		now = now_ns();
 		print_interval(&t, &dirty, i, (now - t0) / 1e9, (now - prev) / 1e9, &a);
+		total_pages += range_set_pages(&dirty);
+		done = i;
 		prev = now;
 		next += (uint64_t)a.interval_ms * 1000000ULL;
 		if (next < now)
 			next = now;
 	}
+	if (interrupted)
+		print_totals(done, total_pages, (now_ns() - t0) / 1e9);
 out:
 	range_set_free(&dirty);
 	/* unpinned tracking that only this watch relied on ends with it */

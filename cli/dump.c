@@ -14,6 +14,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/dump.h"
 #include "lib/err.h"
@@ -45,6 +46,7 @@ struct dump_job {
 	const char *note;		/* why a full dump was taken */
 	bool started_tracking;		/* tracking was off: this dump turned it on */
 	uint64_t vanished;		/* pages unmapped while a running target was read */
+	uint64_t copied, to_copy;	/* bytes, for the progress callback */
 };
 
 static void set_free_all(struct dump_job *j)
@@ -93,8 +95,9 @@ static int open_parent(struct dump_job *j)
 	if (!why)
 		return 0;
 	if (!j->a.full_if_needed)
-		return dt_err(DT_EXIT_ERROR, "cannot dump incrementally on %s: %s (use "
-			      "--full-if-needed to take a full dump instead)", j->a.parent, why);
+		return dt_err(DT_EXIT_ERROR, "cannot dump incrementally on %s: %s%s", j->a.parent, why,
+			      command_has_option("full-if-needed")
+				      ? " (use --full-if-needed to take a full dump instead)" : "");
 	j->note = why;
 	chain_close(&j->parent);
 	return 0;
@@ -240,7 +243,12 @@ static int put_pages(void *ctx, const void *data, size_t len)
 {
 	struct dump_job *j = ctx;
 
-	return check_interrupted(j) ? -1 : sink_put_pages(&j->sink.base, data, len);
+	if (check_interrupted(j) || sink_put_pages(&j->sink.base, data, len))
+		return -1;
+	j->copied += len;
+	if (j->a.progress)
+		j->a.progress(j->a.progress_ctx, j->copied, j->to_copy);
+	return 0;
 }
 
 static int write_pages(struct dump_job *j)
@@ -255,6 +263,7 @@ static int write_pages(struct dump_job *j)
 		j->sink.base.ops->abort(&j->sink.base);
 		return -1;
 	}
+	j->to_copy = range_set_bytes(&j->present);
 	/* the pages first: what vanished meanwhile gets no entry */
 	err = mem_copy(&mem, &j->present, put_pages, j);
 	if (!err && mem.gone.n) {

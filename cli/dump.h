@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "image/meta.h"
+#include "lib/util.h"
 #include "pagemap/dirty.h"
 
 struct dump_request {
@@ -21,6 +22,8 @@ struct dump_request {
 	enum dirty_backend backend;
 	/* set by a signal handler: the dump stops, whole or absent */
 	volatile sig_atomic_t *interrupted;
+	dt_progress_fn progress;	/* NULL: none; hears of the bytes copied */
+	void *progress_ctx;
 };
 
 struct dump_report {
@@ -37,5 +40,8 @@ struct dump_report {
 
 /* Take one dump: a complete directory, or nothing and a recorded error. */
 int dump_run(const struct dump_request *rq, struct dump_report *rep);
+
+/* A usage error (reported) when path is ".", "..", "/" and the like. */
+int check_new_dir(const char *opt, const char *path);
 
 #endif

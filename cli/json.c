@@ -8,7 +8,45 @@ void json_init(struct json *j, FILE *f)
 {
 	j->f = f;
 	j->depth = 0;
+	j->pretty = false;
 	j->first[0] = true;
+}
+
+void json_set_pretty(struct json *j, bool pretty)
+{
+	j->pretty = pretty;
+}
+
+/* Length of the valid UTF-8 sequence at p, or 0 (RFC 3629: no overlongs, surrogates). */
+static int utf8_len(const unsigned char *p)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	int n;
+
+	if (*p < 0x80)
+		return 1;
+	if (*p >= 0xc2 && *p <= 0xdf)
+		n = 2;
+	else if (*p >= 0xe0 && *p <= 0xef)
+		n = 3;
+	else if (*p >= 0xf0 && *p <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (*p == 0xe0)
+		lo = 0xa0;
+	else if (*p == 0xed)
+		hi = 0x9f;
+	else if (*p == 0xf0)
+		lo = 0x90;
+	else if (*p == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (int i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
 }
 
 static void put_string(FILE *f, const char *s)
@@ -28,24 +66,38 @@ static void put_string(FILE *f, const char *s)
 		case '\t':
 			fputs("\\t", f);
 			break;
-		default:
-			if (*p < 0x20)
+		default: {
+			int n = *p < 0x20 ? 0 : utf8_len(p);
+
+			if (!n) {
+				/* a control character, or a byte that is not UTF-8 */
 				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
+				break;
+			}
+			fwrite(p, 1, n, f);
+			p += n - 1;
+		}
 		}
 	}
 	fputc('"', f);
+}
+
+static void newline(struct json *j, int depth)
+{
+	if (j->pretty)
+		fprintf(j->f, "\n%*s", 2 * depth, "");
 }
 
 static void member(struct json *j, const char *key)
 {
 	if (!j->first[j->depth])
 		fputc(',', j->f);
+	if (j->depth > 0)
+		newline(j, j->depth);
 	j->first[j->depth] = false;
 	if (key) {
 		put_string(j->f, key);
-		fputc(':', j->f);
+		fputs(j->pretty ? ": " : ":", j->f);
 	}
 }
 
@@ -60,6 +112,8 @@ static void open_scope(struct json *j, const char *key, char c)
 
 static void close_scope(struct json *j, char c)
 {
+	if (!j->first[j->depth])
+		newline(j, j->depth - 1);
 	fputc(c, j->f);
 	if (j->depth > 0)
 		j->depth--;

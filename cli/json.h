@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The one JSON writer: compact, one document (or one line) at a time. */
+/*
+ * The one JSON writer: one document (or one line) at a time, compact or
+ * indented.  Always valid JSON: strings are escaped, and bytes that are not
+ * UTF-8 (paths are bytes) become \u00XX, the byte's value as a code point.
+ */
 #ifndef DT_JSON_H
 #define DT_JSON_H
 
@@ -12,10 +16,12 @@
 struct json {
 	FILE *f;
 	int depth;
+	bool pretty;		/* indent two spaces per level, one member a line */
 	bool first[JSON_MAX_DEPTH];
 };
 
 void json_init(struct json *j, FILE *f);
+void json_set_pretty(struct json *j, bool pretty);
 /* key is NULL inside arrays and for the top-level value */
 void json_object_begin(struct json *j, const char *key);
 void json_object_end(struct json *j);	/* a newline after the top level */

@@ -27,7 +27,10 @@
 #   INTERVAL     seconds between two dumps (default 0.5)
 #
 # Exit status: 0 done (converged or not; the last line says which), 1 the
-# destination does not match the process, 2 usage or any other error.
+# destination does not match the process, 2 usage or any other error, 130
+# interrupted (SIGINT or SIGTERM: a dump under way is let finish, a copy
+# under way is stopped and removed, so DEST_BASE holds only whole, verified
+# copies).
 #
 # Only POSIX tools, sed and rsync are used: the -j output of dirtytrack is one
 # JSON object per line, and the few numeric fields needed are cut out with sed.
@@ -98,18 +101,34 @@ field() { # JSON KEY
 	printf '%s\n' "$1" | sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\([-0-9.eE+a-z]*\).*/\1/p" | head -n 1
 }
 
+# Every step runs in the background and is waited for: bash runs a trap
+# only between commands, and `wait` is the one it interrupts.  Background
+# commands start with SIGINT ignored, so a Ctrl-C reaches this script, not
+# a dump half-way.  on_signal lets a dump finish (it is whole or absent)
+# and stops a copy, removing its staging directory.
+child="" step="" stage=""
+run() { # finish|stop CMD [ARGS...]
+	step=$1
+	shift
+	"$@" &
+	child=$!
+	wait "$child" && child="" || { local rc=$?; child=""; return "$rc"; }
+}
+
+tmp=$(mktemp -d)
+cleanup() { rm -rf -- "$tmp"; }
+trap cleanup EXIT
+
 # Take one dump; the -j line goes to the variable `doc`.
 dump() { # DIR [ARGS...]
-	local dir=$1 err
+	local dir=$1
 	shift
-	err=$(mktemp)
-	if ! doc=$("$DIRTYTRACK" -j dump "$pid" -D "$dir" "$@" 2>"$err"); then
+	if ! run finish "$DIRTYTRACK" -j dump "$pid" -D "$dir" "$@" >"$tmp/out" 2>"$tmp/err"; then
 		echo "$prog: dump $dir failed:" >&2
-		sed 's/^/  /' "$err" >&2
-		rm -f -- "$err"
+		sed 's/^/  /' "$tmp/err" >&2
 		exit 2
 	fi
-	rm -f -- "$err"
+	doc=$(cat "$tmp/out")
 	[ -n "$(field "$doc" pages_written)" ] || die "dump $dir: unexpected output: $doc"
 }
 
@@ -117,19 +136,29 @@ dump() { # DIR [ARGS...]
 # whole.  The relative `parent` symlink (../N) is copied as a link (-a), so
 # the chain is whole on the destination side too.
 ship() { # NAME
-	local name=$1 stage="$dest/.$1.partial"
+	local name=$1
 
+	stage="$dest/.$1.partial"
 	rm -rf -- "$stage"
 	# shellcheck disable=SC2086 # RSYNC may carry options
-	$RSYNC -a --delete -- "$src/$name/" "$stage/" || die "rsync of $src/$name to $stage failed"
+	run stop $RSYNC -a --delete -- "$src/$name/" "$stage/" ||
+		die "rsync of $src/$name to $stage failed"
 	mv -T -- "$stage" "$dest/$name" || die "cannot rename $stage to $dest/$name"
-	"$DIRTYTRACK" verify "$dest/$name" >/dev/null ||
+	stage=""
+	run stop "$DIRTYTRACK" verify "$dest/$name" >/dev/null ||
 		die "the copy $dest/$name does not verify (dirtytrack verify $dest/$name)"
 }
 
+target_state="keeps running"
 on_signal() {
+	trap '' INT TERM
+	if [ -n "$child" ]; then
+		[ "$step" = finish ] || kill "$child" 2>/dev/null || :
+		wait "$child" 2>/dev/null || :
+	fi
+	[ -z "$stage" ] || rm -rf -- "$stage"
 	echo "$prog: interrupted: complete dumps stay in $src, verified copies in $dest;" \
-		"process $pid keeps running" >&2
+		"process $pid $target_state" >&2
 	exit 130
 }
 trap on_signal INT TERM
@@ -173,8 +202,8 @@ while [ "$i" -lt "$max_iters" ]; do
 done
 
 # -- cut-over: the final dump, the process frozen and left stopped -------
-# From here on the process stays stopped: an interrupt must not say it runs.
-trap - INT TERM
+# An interrupt lets this dump finish: from here on the process stays stopped.
+target_state="is left stopped (kill -CONT $pid to resume it)"
 dump "$src/final" --parent "$src/$i" --leave-stopped
 row final
 total=$((total + $(field "$doc" pages_written)))
@@ -183,7 +212,7 @@ ship final
 
 echo "$reason"
 echo "$i iterations and a final dump, $total pages shipped; final freeze $freeze_ms ms"
-if "$DIRTYTRACK" verify "$dest/final" --pid "$pid"; then
+if run stop "$DIRTYTRACK" verify "$dest/final" --pid "$pid"; then
 	:
 else
 	rc=$?

@@ -25,12 +25,17 @@ const char *vma_status_name(uint32_t st)
 		uint32_t bit;
 		const char *name;
 	} names[] = {
-		/* most specific first: a heap is also private anonymous */
-		{ CRIU_VMA_UNSUPP, "unsupported" }, { CRIU_VMA_VSYSCALL, "vsyscall" }, { CRIU_VMA_VDSO, "vdso" },
-		{ CRIU_VMA_VVAR, "vvar" }, { CRIU_VMA_GUARD, "guard" }, { CRIU_VMA_AIORING, "aio-ring" },
-		{ CRIU_VMA_SOCKET, "socket" }, { CRIU_VMA_SYSVIPC, "sysvipc" }, { CRIU_VMA_HEAP, "heap" },
-		{ CRIU_VMA_STACK, "stack" }, { CRIU_VMA_MEMFD, "memfd" }, { CRIU_VMA_ANON_SHARED, "shmem" },
-		{ CRIU_VMA_FILE_SHARED, "file-shared" }, { CRIU_VMA_FILE_PRIVATE, "file-private" },
+		/*
+		 * Most specific first: a heap is also private anonymous.  The
+		 * names are the tracker's (vma_kind_name(), what status and
+		 * watch print) wherever a kind has one: one name per kind.
+		 */
+		{ CRIU_VMA_UNSUPP, "unsupported" }, { CRIU_VMA_VSYSCALL, "special" },
+		{ CRIU_VMA_VDSO, "special" }, { CRIU_VMA_VVAR, "special" }, { CRIU_VMA_GUARD, "guard" },
+		{ CRIU_VMA_AIORING, "aio-ring" }, { CRIU_VMA_SOCKET, "socket" },
+		{ CRIU_VMA_SYSVIPC, "shmem" }, { CRIU_VMA_HEAP, "heap" }, { CRIU_VMA_STACK, "stack" },
+		{ CRIU_VMA_MEMFD, "shmem" }, { CRIU_VMA_ANON_SHARED, "shmem" },
+		{ CRIU_VMA_FILE_SHARED, "file-shared" }, { CRIU_VMA_FILE_PRIVATE, "file" },
 		{ CRIU_VMA_ANON_PRIVATE, "anon" },
 	};
 
@@ -194,6 +199,9 @@ struct live_cmp {
 	size_t ri;
 	uint64_t addr;
 	struct verify_live_result *r;
+	dt_progress_fn progress;
+	void *progress_ctx;
+	uint64_t done, total;
 };
 
 static int compare_chunk(void *ctx, const void *data, size_t len)
@@ -213,6 +221,9 @@ static int compare_chunk(void *ctx, const void *data, size_t len)
 			add_page(&k->r->mismatches, k->addr);
 		k->addr += PAGE_SIZE;
 	}
+	k->done += len;
+	if (k->progress)
+		k->progress(k->progress_ctx, k->done, k->total);
 	return 0;
 }
 
@@ -284,7 +295,8 @@ static int collect(const struct dump_chain *c, pid_t pid, struct range_set *live
 	return err;
 }
 
-int verify_live(const struct dump_chain *c, pid_t pid, struct verify_live_result *r)
+int verify_live(const struct dump_chain *c, pid_t pid, struct verify_live_result *r,
+		dt_progress_fn progress, void *progress_ctx)
 {
 	struct range_set live = RANGE_SET_INIT, chain_only = RANGE_SET_INIT;
 	struct mem_reader m;
@@ -295,7 +307,8 @@ int verify_live(const struct dump_chain *c, pid_t pid, struct verify_live_result
 		return -1;
 	err = collect(c, pid, &live, &chain_only, r);
 	if (!err && live.n) {
-		struct live_cmp k = { c, &live, 0, live.r[0].start, r };
+		struct live_cmp k = { c, &live, 0, live.r[0].start, r, progress, progress_ctx,
+				      0, range_set_bytes(&live) };
 
 		err = mem_reader_open(&m, pid);
 		if (!err) {

@@ -12,6 +12,7 @@
 
 #include "image/chain.h"
 #include "image/meta.h"
+#include "lib/util.h"
 #include "pagemap/rangeset.h"
 
 /* One mapping of a dump's mm image, with the dump's pages inside it. */
@@ -35,7 +36,7 @@ int dump_summarize(const struct dump *d, struct dump_summary *s);
 void dump_summary_free(struct dump_summary *s);
 /* What chain_open leaves unread: the main thread's core image decodes. */
 int dump_check_images(const struct dump *d);
-/* "anon", "heap", "stack", "file-private", "memfd", "vdso", ... */
+/* "anon", "heap", "stack", "file", "file-shared", "shmem", "special", ... */
 const char *vma_status_name(uint32_t status);
 
 struct verify_live_result {
@@ -52,9 +53,11 @@ struct verify_live_result {
 /*
  * Compare chain c with the memory of pid, which must be stopped (state T
  * or t) so that nothing changes while we read.  Differences are results,
- * not errors: -1 only when the comparison could not be made.
+ * not errors: -1 only when the comparison could not be made.  progress
+ * (may be NULL) hears of the bytes compared.
  */
-int verify_live(const struct dump_chain *c, pid_t pid, struct verify_live_result *r);
+int verify_live(const struct dump_chain *c, pid_t pid, struct verify_live_result *r,
+		dt_progress_fn progress, void *progress_ctx);
 void verify_live_result_free(struct verify_live_result *r);
 
 #endif

@@ -119,7 +119,8 @@ bool parse_u64(const char *s, uint64_t *out)
 	char *end;
 	unsigned long long v;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	/* strtoull takes leading spaces and signs: a number starts with a digit */
+	if (!s || *s < '0' || *s > '9')
 		return false;
 	errno = 0;
 	v = strtoull(s, &end, 10);

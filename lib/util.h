@@ -33,6 +33,12 @@ bool parse_int(const char *s, int *out);
 uint64_t now_ns(void);		/* CLOCK_MONOTONIC */
 
 /*
+ * Long work tells its caller how far it got (bytes done of total); the
+ * caller decides whether to show it.  Lower layers never print.
+ */
+typedef void (*dt_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/*
  * Tests simulate an older kernel: DIRTYTRACK_SIMULATE_MISSING is a comma
  * list of features (wp_async, pagemap_scan, userfaultfd) to pretend absent.
  */

@@ -12,20 +12,15 @@
 
 #define PAGEMAP_BATCH (64 * 1024)	/* entries per read: 512 KiB, 256 MiB of memory */
 
-int dirty_backend_parse(const char *s, enum dirty_backend *b)
-{
-	if (!strcmp(s, "ioctl"))
-		*b = DIRTY_IOCTL;
-	else if (!strcmp(s, "pagemap"))
-		*b = DIRTY_PAGEMAP;
-	else
-		return dt_err(DT_EXIT_ERROR, "--scan: unknown reader '%s' (ioctl or pagemap)", s);
-	return 0;
-}
+const char *const dirty_backend_names[] = {
+	[DIRTY_IOCTL] = "ioctl",
+	[DIRTY_PAGEMAP] = "pagemap",
+	NULL,
+};
 
 const char *dirty_backend_name(enum dirty_backend b)
 {
-	return b == DIRTY_PAGEMAP ? "pagemap" : "ioctl";
+	return dirty_backend_names[b == DIRTY_PAGEMAP ? DIRTY_PAGEMAP : DIRTY_IOCTL];
 }
 
 void dirty_reader_init(struct dirty_reader *r, enum dirty_backend b, struct pm_scanner *scan,

@@ -31,7 +31,8 @@ struct dirty_reader {
 	size_t entries_len;
 };
 
-int dirty_backend_parse(const char *s, enum dirty_backend *b);
+/* The readers' names, indexed by enum dirty_backend, NULL-terminated: --scan's words. */
+extern const char *const dirty_backend_names[];
 const char *dirty_backend_name(enum dirty_backend b);
 
 void dirty_reader_init(struct dirty_reader *r, enum dirty_backend b, struct pm_scanner *scan,

@@ -19,8 +19,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# the commands in bold on a terminal; plain text into a pipe or a file
+if [ -t 1 ]; then
+	bold=$(printf '\033[1m') plain=$(printf '\033[0m')
+else
+	bold="" plain=""
+fi
 step() {
-	printf '\n\033[1m$ %s\033[0m\n' "$*"
+	printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"
 	"$@"
 }
 

@@ -279,7 +279,9 @@ def test_diff_chain_of_three(ctx):
         d3 = dump(ctx, t, 'd3', parent='d2')
     rc, doc = diff(ctx, d1, d3, '--bytes', expect=1)
     check_eq((doc['relation'], doc['distance']), ('a_is_ancestor_of_b', 2), 'relation')
-    check_eq(doc['b']['chain'], 3, 'chain depth of b')
+    check_eq(len(doc['b']['chain']), 3, 'chain depth of b')
+    # the same shape as show's chain
+    check_eq(doc['b']['chain'], ctx.json('show', doc['b']['dir'])['chain'], "b's chain as show gives it")
     v = row(doc, s, e)
     check_eq(counts(v), dict(only_a=0, only_b=0, changed=2, unchanged=GUARDED - 2,
                              written_identical=1), 'd1 vs d3')

@@ -220,8 +220,8 @@ def test_show_verify_chain(ctx):
                 if s <= t.base(name) < e:
                     kinds[name] = (v['kind'], v['status'], v['prot'])
         check_eq(kinds['a'][:2], ('anon', 0x201), 'anon vma kind/status')
-        check_eq(kinds['m'][0], 'memfd', 'memfd vma kind')
-        check_eq(kinds['f'][0], 'file-private', 'file vma kind')
+        check_eq(kinds['m'][0], 'shmem', 'memfd vma kind (the name status gives it)')
+        check_eq(kinds['f'][0], 'file', 'file vma kind (the name status gives it)')
         check_eq(kinds['a'][2], 'rw-', 'anon prot')
         out = ctx.ok('show', d3)
         check('incremental, iteration 3' in out and f'{t.base("m"):012x}' in out, out)

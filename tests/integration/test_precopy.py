@@ -18,6 +18,8 @@ import time
 
 from common import PAGE, check, check_eq
 
+EXIT_INTERRUPTED = 130  # precopy stopped by SIGINT/SIGTERM: dirtytrack(1) EXIT STATUS
+
 FILLED = 4000
 HOT = 32
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -116,6 +118,8 @@ def check_loop(base, iters, final, summ):
     check(not final['full'], 'the final dump is incremental')
     check(final['freeze_ms'] > 0, f'the final dump froze the target: {final}')
     check_eq(summ['interrupted'], False, 'summary interrupted')
+    want_target = {'leave-stopped': 'stopped', 'kill': 'killed', 'resume': 'running'}
+    check_eq(summ['target'], want_target[summ['then']], f'summary target for --then {summ["then"]}')
     check_eq(os.path.realpath(summ['final']), os.path.realpath(final['dir']), 'summary final')
     check_eq(summ['final_freeze_ms'], final['freeze_ms'], 'summary final_freeze_ms')
     check_eq(os.path.realpath(summ['last']), os.path.realpath(final['dir']), 'summary last')
@@ -436,6 +440,10 @@ def check_interrupted(ctx, t, base, out):
     check_eq(summ['interrupted'], True, 'summary interrupted')
     check_eq(summ['converged'], False, 'summary converged')
     check_eq(summ['reason'], 'interrupted', 'summary reason')
+    check_eq(summ['target'], 'running', 'summary target after an interrupt')
+    check_eq(summ['then'], 'leave-stopped', 'summary then (the default)')
+    if summ['final'] is None:
+        check_eq(summ['final_freeze_ms'], None, 'no final dump: no final_freeze_ms')
     check(not tmp_leftovers(base), f'temporary directories left: {tmp_leftovers(base)}')
     names = sorted(os.listdir(base))
     nums = sorted(int(n) for n in names if n.isdigit())
@@ -476,7 +484,7 @@ def interrupt_idle(ctx, sig):
         out, err = p.communicate(timeout=10)
         no_sanitizer(err, 'precopy')
         check(time.monotonic() - t0 < 3, f'{sig!r} handled promptly, not after the interval')
-        check_eq(p.returncode, 0, f'precopy exit after {sig!r} (stderr {err.strip()})')
+        check_eq(p.returncode, EXIT_INTERRUPTED, f'precopy exit after {sig!r} (stderr {err.strip()})')
         names, summ = check_interrupted(ctx, t, base, out)
         check_eq(names, ['1'], 'dumps after an interrupt in the first interval')
         check(summ['final'] is None, f'summary final: {summ}')
@@ -522,8 +530,9 @@ def test_precopy_interrupt_anytime(ctx):
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-            check_eq(p.returncode, 0, f'precopy exit (stderr {err.strip()})')
             evs = events(out)
+            check_eq(p.returncode, EXIT_INTERRUPTED if evs[-1]['interrupted'] else 0,
+                     f'precopy exit (stderr {err.strip()})')
             if not evs[-1]['interrupted']:
                 # the loop ended on its own before the signal came: a full run
                 os.kill(t.pid, signal.SIGCONT)
@@ -676,3 +685,63 @@ def test_precopy_example_script_errors(ctx):
         check(state(t.pid) not in ('T', 't'), 'target left running')
     finally:
         release(t)
+
+
+SLOW_RSYNC = """#!/bin/sh
+# rsync, but the staging directory exists (half copied) for a while first
+for last; do :; done
+mkdir -p "$last" && touch "$last/half-copied"
+echo copying >"$STAGED"
+sleep 3
+exec rsync "$@"
+"""
+
+
+def script_interrupted(ctx, group):
+    """SIGINT while the script copies a dump: exit 130, the half copy removed,
+    DEST holds whole verified copies only, the target runs on.  group: the
+    signal goes to the whole process group, as a Ctrl-C of the terminal does."""
+    t = workload(ctx, FILLED)
+    src, dest = os.path.join(ctx.tmp, 'src'), os.path.join(ctx.tmp, 'dest')
+    rsync = os.path.join(ctx.tmp, 'slow-rsync')
+    staged = os.path.join(ctx.tmp, 'staged')
+    with open(rsync, 'w') as f:
+        f.write(SLOW_RSYNC)
+    os.chmod(rsync, 0o755)
+    env = dict(ctx.env, DIRTYTRACK=ctx.bin, INTERVAL='0.1', RSYNC=rsync, STAGED=staged)
+    p = subprocess.Popen(['bash', SCRIPT, str(t.pid), src, dest, '50'], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        wait_for(lambda: os.path.exists(staged) or p.poll() is not None, 20, 'the first copy')
+        check(p.poll() is None, f'precopy.sh ended early: {p.poll()}')
+        if group:
+            os.killpg(p.pid, signal.SIGINT)
+        else:
+            p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=15)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    no_sanitizer(err, 'examples/precopy.sh')
+    try:
+        check_eq(p.returncode, 130, f'precopy.sh exit after SIGINT (stderr {err.strip()})')
+        check('interrupted' in err and 'keeps running' in err, f'message: {err!r}')
+        names = sorted(os.listdir(dest))
+        check_eq([n for n in names if n.startswith('.')], [], 'staging directories in DEST')
+        check(not tmp_leftovers(src), f'temporary directories in SRC: {tmp_leftovers(src)}')
+        for n in names:
+            verify(ctx, os.path.join(dest, n))
+        for n in sorted(os.listdir(src)):
+            verify(ctx, os.path.join(src, n))
+        check(state(t.pid) not in ('T', 't', None), f'target state: {state(t.pid)}')
+    finally:
+        release(t)
+
+
+def test_precopy_example_script_sigint(ctx):
+    script_interrupted(ctx, group=False)
+
+
+def test_precopy_example_script_ctrl_c(ctx):
+    script_interrupted(ctx, group=True)

@@ -93,6 +93,64 @@ static void test_non_finite_is_null(void **state)
 	free(out);
 }
 
+static void test_pretty(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct json j;
+
+	(void)state;
+	json_init(&j, f);
+	json_set_pretty(&j, true);
+	nested(&j);
+	two_lines(&j);
+	fclose(f);
+	assert_string_equal(buf, "{\n"
+			    "  \"s\": \"a\\\"b\\\\c\\nd\\te\\u0001\",\n"
+			    "  \"u\": 18446744073709551615,\n"
+			    "  \"i\": -5,\n"
+			    "  \"t\": true,\n"
+			    "  \"n\": null,\n"
+			    "  \"h\": \"0x7fff0000\",\n"
+			    "  \"d\": 1.5,\n"
+			    "  \"a\": [\n"
+			    "    1,\n"
+			    "    {\n"
+			    "      \"e\": []\n"
+			    "    },\n"
+			    "    null\n"
+			    "  ]\n"
+			    "}\n"
+			    "{\n  \"n\": 1\n}\n{\n  \"n\": 2\n}\n");
+	free(buf);
+}
+
+static void bytes(struct json *j)
+{
+	json_array_begin(j, NULL);
+	json_str(j, NULL, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");	/* valid: kept */
+	json_str(j, NULL, "/tmp/\xff\xfe");			/* not UTF-8 at all */
+	json_str(j, NULL, "\xc3");				/* truncated */
+	json_str(j, NULL, "\xc0\xaf");				/* overlong '/' */
+	json_str(j, NULL, "\xed\xa0\x80");			/* a surrogate */
+	json_str(j, NULL, "\xf4\x90\x80\x80");			/* past U+10FFFF */
+	json_str(j, NULL, "\xe2\x82x");				/* broken in the middle */
+	json_array_end(j);
+}
+
+static void test_not_utf8_is_escaped(void **state)
+{
+	char *out = render(bytes);
+
+	(void)state;
+	assert_string_equal(out, "[\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\","
+			    "\"/tmp/\\u00ff\\u00fe\",\"\\u00c3\",\"\\u00c0\\u00af\","
+			    "\"\\u00ed\\u00a0\\u0080\",\"\\u00f4\\u0090\\u0080\\u0080\","
+			    "\"\\u00e2\\u0082x\"]\n");
+	free(out);
+}
+
 static void test_error_path(void **state)
 {
 	(void)state;
@@ -118,6 +176,8 @@ int main(void)
 		cmocka_unit_test(test_nested_document),
 		cmocka_unit_test(test_json_lines),
 		cmocka_unit_test(test_non_finite_is_null),
+		cmocka_unit_test(test_pretty),
+		cmocka_unit_test(test_not_utf8_is_escaped),
 		cmocka_unit_test(test_error_path),
 	};
 
