@@ -11,6 +11,7 @@
 
 #include "image/dumpdir.h"
 #include "lib/err.h"
+#include "tracker/proc.h"
 #include "lib/path.h"
 #include "lib/util.h"
 
@@ -35,19 +36,74 @@ static int dir_is_empty(int pfd, const char *name)
 	return empty;
 }
 
-/* mkdtemp(3) relative to pfd: ".NAME.tmp-XXXXXX", 0700 */
+/* Our own start time (clock ticks since boot): with the pid, who made a temp dir. */
+static unsigned long long start_time_of(pid_t pid)
+{
+	struct proc_stat st;
+
+	if (proc_task_stat_read(pid, pid, &st)) {
+		dt_err_clear();
+		return 0;
+	}
+	return st.start_time;
+}
+
+/*
+ * ".NAME.tmp-PID-START-XXXXXX" beside the dump whose maker (PID, started at
+ * START) no longer exists: a dump killed before its rename.  Only ours
+ * (same owner), only flat directories of files, nothing followed.
+ */
+static void remove_stale_tmp(struct dump_dir *d)
+{
+	char prefix[256];
+	DIR *dir;
+	struct dirent *de;
+	int dfd = dup(d->pfd);
+
+	snprintf(prefix, sizeof(prefix), ".%.200s.tmp-", d->leaf);
+	dir = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!dir) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	while ((de = readdir(dir))) {
+		unsigned long long start;
+		struct stat st;
+		int pid, n = 0, fd;
+
+		if (strncmp(de->d_name, prefix, strlen(prefix)) ||
+		    sscanf(de->d_name + strlen(prefix), "%d-%llu-%n", &pid, &start, &n) != 2 || !n)
+			continue;
+		if (fstatat(d->pfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode) ||
+		    st.st_uid != geteuid() || (pid > 0 && start_time_of(pid) == start))
+			continue;
+		fd = openat(d->pfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			struct dump_dir stale = { .fd = fd, .pfd = -1 };
+
+			dump_dir_abort(&stale);		/* empties and closes it */
+		}
+		unlinkat(d->pfd, de->d_name, AT_REMOVEDIR);
+	}
+	closedir(dir);
+}
+
+/* mkdtemp(3) relative to pfd: ".NAME.tmp-PID-START-XXXXXX", 0700 */
 static int make_tmp(struct dump_dir *d)
 {
 	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	unsigned long long me = start_time_of(getpid());
 
+	remove_stale_tmp(d);
 	for (int tries = 0; tries < 100; tries++) {
 		unsigned char r[6];
 
 		if (getrandom(r, sizeof(r), 0) != sizeof(r))
 			return -1;
-		snprintf(d->tmp, sizeof(d->tmp), ".%.200s.tmp-%c%c%c%c%c%c", d->leaf,
-			 chars[r[0] % 62], chars[r[1] % 62], chars[r[2] % 62], chars[r[3] % 62],
-			 chars[r[4] % 62], chars[r[5] % 62]);
+		snprintf(d->tmp, sizeof(d->tmp), ".%.200s.tmp-%d-%llu-%c%c%c%c%c%c", d->leaf,
+			 (int)getpid(), me, chars[r[0] % 62], chars[r[1] % 62], chars[r[2] % 62],
+			 chars[r[3] % 62], chars[r[4] % 62], chars[r[5] % 62]);
 		if (mkdirat(d->pfd, d->tmp, 0700) == 0)
 			return 0;
 		if (errno != EEXIST)

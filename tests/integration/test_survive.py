@@ -82,10 +82,17 @@ def test_kill_after_collect_never_loses_a_write(ctx):
                                env={'DIRTYTRACK_FAULT': point})
             check_eq(rc, -signal.SIGKILL, f'dump with DIRTYTRACK_FAULT={point}')
             check(not os.path.exists(d[1]), f'{point}: {d[1]} exists after the kill')
+            left = [n for n in os.listdir(ctx.tmp) if n.startswith(f'.{point}-1.tmp-')]
+            check(left, f'{point}: the killed dump left its temporary directory (the test needs it)')
             err = refuse(ctx, t.pid, d[2], parent=d[0], words=('never completed',))
             check('--full-if-needed' in err, f'{point}: the refusal says how out: {err!r}')
             res, dm = dump(ctx, t.pid, d[2], '--full-if-needed', parent=d[0])
             check(res['full'], f'{point}: recovered with a full dump: {res}')
+            # a later dump into the killed one's directory clears what it left
+            rc, _, err = ctx.run('dump', t.pid, '-D', d[1], '--parent', d[2])
+            check_eq(rc, 0, f'{point}: dump into the killed dump\'s directory: {err}')
+            check_no_tmp(d[1])
+            d[2] = d[1]
             m.mark()
             m.write('a', 100, 3, 3)
             res, dm = dump(ctx, t.pid, d[3], parent=d[2])
