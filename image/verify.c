@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <unistd.h>
 
 #include "core.pb-c.h"
@@ -235,6 +237,68 @@ static void one_range(struct range_set *s, uint64_t start, uint64_t end)
 }
 
 /*
+ * What the live process holds, found another way than the dump found it
+ * (the dump's PAGEMAP_SCAN content map could share its blind spots):
+ * shared memory is compared page for page over the whole object the
+ * mapping shows (its size from the object when we can open it), private
+ * memory wherever the raw pagemap has a present or swapped entry.
+ */
+#define PAGEMAP_CHUNK 65536	/* entries per read: 256 MiB of address space */
+
+static int live_content(pid_t pid, struct pm_scanner *s, const struct vma *v,
+			struct range_set *out)
+{
+	uint64_t end = v->end, e;
+
+	if (v->kind == VMA_SHMEM) {
+		int fd = shmem_object_open(pid, v);
+		struct stat st;
+
+		if (fd >= 0 && fstat(fd, &st) == 0) {
+			uint64_t size = (uint64_t)st.st_size;
+
+			end = size <= v->pgoff ? v->start
+			      : v->start + ((size - v->pgoff + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
+			if (end > v->end)
+				end = v->end;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (end > v->start && range_set_add(out, v->start, end))
+			die_oom();
+		return 0;
+	}
+	uint64_t *ents = xmalloc(PAGEMAP_CHUNK * sizeof(*ents));
+	int ndev = pagemap_swap_devices();
+
+	for (uint64_t a = v->start; a < v->end;) {
+		size_t n = (v->end - a) / PAGE_SIZE;
+
+		if (n > PAGEMAP_CHUNK)
+			n = PAGEMAP_CHUNK;
+		errno = 0;
+		if (lseek(s->fd, (off_t)(a / PAGE_SIZE * 8), SEEK_SET) < 0 ||
+		    read_full(s->fd, ents, n * sizeof(*ents)) != (ssize_t)(n * sizeof(*ents))) {
+			free(ents);
+			return pm_scan_error(pid, errno ? errno : ESRCH);
+		}
+		for (size_t i = 0; i < n; i++) {
+			e = ents[i];
+			/* present or swapped; a private file mapping's own pages are its anon ones */
+			if (!(e & PM_ENTRY_PRESENT) && !pagemap_real_swap(e, ndev))
+				continue;
+			if (v->kind == VMA_FILE_PRIVATE && (e & PM_ENTRY_FILE))
+				continue;
+			if (range_set_add(out, a + i * PAGE_SIZE, a + (i + 1) * PAGE_SIZE))
+				die_oom();
+		}
+		a += n * PAGE_SIZE;
+	}
+	free(ents);
+	return 0;
+}
+
+/*
  * The pages to compare: every live page with content (read from the
  * target), and every chain page in such a mapping that the target has no
  * content for (it reads as zero there) - except in private file mappings,
@@ -263,7 +327,7 @@ static int collect(const struct dump_chain *c, pid_t pid, struct range_set *live
 		if (!vma_dumps_content(v))
 			continue;
 		range_set_clear(&v_live);
-		err = content_of_vma(&s, v, &v_live);
+		err = live_content(pid, &s, v, &v_live);
 		if (err)
 			break;
 		one_range(&vma, v->start, v->end);

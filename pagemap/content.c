@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "lib/err.h"
@@ -28,7 +31,7 @@ bool vma_dumps_content(const struct vma *v)
 }
 
 /* Swap devices in use: with none, a "swapped" entry can only be a marker. */
-static int active_swap_devices(void)
+int pagemap_swap_devices(void)
 {
 	char *buf = read_file("/proc/swaps", NULL);
 	int lines = 0;
@@ -65,6 +68,15 @@ static int on_region(void *ctx, uint64_t start, uint64_t end, uint64_t cat)
 	return 0;
 }
 
+bool pagemap_real_swap(uint64_t e, int ndev)
+{
+	uint64_t frame = e & ((1ULL << 55) - 1), type = frame & ((1ULL << SWP_TYPE_BITS) - 1);
+
+	if (!(e & PM_ENTRY_SWAPPED) || ndev == 0)
+		return false;
+	return frame == 0 || (type < (uint64_t)ndev && (frame >> SWP_TYPE_BITS) != 0);
+}
+
 /*
  * Swapped-looking entries: real swap entries carry a swap type below the
  * number of devices and a non-zero offset; uffd-wp markers do not.  When
@@ -73,42 +85,81 @@ static int on_region(void *ctx, uint64_t start, uint64_t end, uint64_t cat)
 static int keep_real_swap(struct pm_scanner *s, const struct range_set *swapped,
 			  struct range_set *out)
 {
-	int ndev = active_swap_devices();
+	int ndev = pagemap_swap_devices();
 	uint64_t e;
 
 	if (ndev == 0)
 		return 0;
 	range_set_for_each(r, swapped) {
 		for (uint64_t a = r->start; a < r->end; a += PAGE_SIZE) {
-			uint64_t frame, type;
-
 			if (pread(s->fd, &e, sizeof(e), (off_t)(a / PAGE_SIZE * 8)) != sizeof(e))
 				return pm_scan_error(s->pid, errno ? errno : ESRCH);
-			frame = e & ((1ULL << 55) - 1);
-			type = frame & ((1ULL << SWP_TYPE_BITS) - 1);
-			if (!(e & PM_ENTRY_SWAPPED))
-				continue;
-			if (frame == 0 || (type < (uint64_t)ndev && (frame >> SWP_TYPE_BITS) != 0))
-				if (range_set_add(out, a, a + PAGE_SIZE))
-					die_oom();
+			if (pagemap_real_swap(e, ndev) && range_set_add(out, a, a + PAGE_SIZE))
+				die_oom();
 		}
 	}
 	return 0;
 }
 
-/* shmem pages the target never mapped still have content: ask the file */
-static void shmem_file_extents(pid_t pid, const struct vma *v, struct range_set *out)
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
+/* One of the target's own fds on the object v maps (a memfd, a /dev/shm file). */
+static int object_by_target_fd(pid_t pid, const struct vma *v)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int found = -1, pidfd;
+	pid_t tid = proc_live_tid(pid);
+
+	proc_path(pid, "fd", path, sizeof(path));
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while (found < 0 && (de = readdir(d))) {
+		struct stat st;
+		int fd;
+
+		if (!parse_int(de->d_name, &fd) || fstatat(dirfd(d), de->d_name, &st, 0) ||
+		    st.st_ino != v->inode || major(st.st_dev) != v->dev_major ||
+		    minor(st.st_dev) != v->dev_minor)
+			continue;
+		pidfd = (int)syscall(__NR_pidfd_open, tid, tid == pid ? 0 : PIDFD_THREAD);
+		if (pidfd < 0)
+			break;
+		found = (int)syscall(__NR_pidfd_getfd, pidfd, fd, 0);
+		close(pidfd);
+	}
+	closedir(d);
+	return found;
+}
+
+int shmem_object_open(pid_t pid, const struct vma *v)
 {
 	char path[128], name[64];
-	off_t pos, first = (off_t)v->pgoff, last = (off_t)(v->pgoff + (v->end - v->start));
 	int fd;
 
+	/* map_files needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) */
 	snprintf(name, sizeof(name), "map_files/%llx-%llx", (unsigned long long)v->start,
 		 (unsigned long long)v->end);
 	proc_path(pid, name, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	/* without it: a file of the object the process holds open itself */
+	return object_by_target_fd(pid, v);
+}
+
+/* shmem pages the target never mapped still have content: ask the object */
+static bool shmem_file_extents(pid_t pid, const struct vma *v, struct range_set *out)
+{
+	off_t pos, first = (off_t)v->pgoff, last = (off_t)(v->pgoff + (v->end - v->start));
+	int fd = shmem_object_open(pid, v);
+
 	if (fd < 0)
-		return;	/* needs CAP_SYS_ADMIN: mapped pages only, then */
+		return false;
 	for (pos = first; pos < last;) {
 		off_t data = lseek(fd, pos, SEEK_DATA), hole;
 
@@ -124,6 +175,7 @@ static void shmem_file_extents(pid_t pid, const struct vma *v, struct range_set 
 		pos = hole;
 	}
 	close(fd);
+	return true;
 }
 
 int content_of_vma(struct pm_scanner *s, const struct vma *v, struct range_set *out)
@@ -141,8 +193,14 @@ int content_of_vma(struct pm_scanner *s, const struct vma *v, struct range_set *
 	err = pm_scan(s, v->start, v->end, &q, on_region, &c);
 	if (!err)
 		err = keep_real_swap(s, &swapped, &present);
-	if (!err && v->kind == VMA_SHMEM)
-		shmem_file_extents(s->pid, v, &present);
+	/*
+	 * No way to the object (shared anonymous or SysV memory, without
+	 * CAP_CHECKPOINT_RESTORE): every page of the mapping counts, and is
+	 * read through the process's address space (holes get allocated).
+	 */
+	if (!err && v->kind == VMA_SHMEM && !shmem_file_extents(s->pid, v, &present) &&
+	    range_set_add(&present, v->start, v->end))
+		die_oom();
 	if (!err && range_set_union(out, &present))
 		die_oom();
 	range_set_free(&present);

@@ -328,6 +328,10 @@ static int holder_call(pid_t pid, unsigned long long start, enum holder_op op,
 		/* it was on its way out: its target exited or exec'd, or it was told */
 		if (n == 0 || (n < 0 && errno == ECONNRESET))
 			return 0;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return dt_err(DT_EXIT_ERROR, "the holder of process %d (pid %d) did not answer "
+				      "within %d s (still attaching?): try again", pid, holder,
+				      HOLDER_IO_TIMEOUT_S);
 		return dt_err(DT_EXIT_ERROR, "the holder of process %d (pid %d) gave no valid answer "
 			      "(another version of dirtytrack?)", pid, holder);
 	}

@@ -51,7 +51,13 @@ static int explain_hole(struct mem_reader *m, uint64_t addr, uint64_t *gone_end)
 		return -1;
 	v = vma_list_find(&l, addr);
 	if (v) {
-		int err = dt_err(DT_EXIT_ERROR, "cannot read page %#llx of process %d (mapping "
+		int err = v->kind == VMA_SHMEM
+			? dt_err(DT_EXIT_PERM, "cannot read page %#llx of process %d: it lies beyond "
+				 "the end of the object of shared mapping %llx-%llx %s, which only "
+				 "/proc/PID/map_files opens (CAP_CHECKPOINT_RESTORE)",
+				 (unsigned long long)addr, m->pid, (unsigned long long)v->start,
+				 (unsigned long long)v->end, v->path)
+			: dt_err(DT_EXIT_ERROR, "cannot read page %#llx of process %d (mapping "
 				 "%llx-%llx %s): the kernel refuses it (EIO)",
 				 (unsigned long long)addr, m->pid, (unsigned long long)v->start,
 				 (unsigned long long)v->end, *v->path ? v->path : vma_kind_name(v->kind));

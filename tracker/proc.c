@@ -249,8 +249,10 @@ static enum vma_kind classify(const struct vma *v)
 		return v->shared ? VMA_SHMEM : VMA_ANON;
 	if (p[0] == '[')
 		return VMA_SPECIAL;
+	/* the kernel's own names for shared memory objects */
 	if (v->shared && (starts_with(p, "/dev/zero") || starts_with(p, "/memfd:") ||
-			  starts_with(p, "/SYSV") || starts_with(p, "/dev/shm/")))
+			  starts_with(p, "/SYSV") || starts_with(p, "/dev/shm/") ||
+			  starts_with(p, "/anon_hugepage")))
 		return VMA_SHMEM;
 	if (!v->shared && starts_with(p, "/memfd:"))
 		return VMA_FILE_PRIVATE;

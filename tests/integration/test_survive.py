@@ -25,6 +25,19 @@ def target_state(t):
             'mask': t.sigmask()}
 
 
+def settled(pid, timeout=10):
+    """Wait until nobody traces pid: a holder finishes the injection it was
+    doing when the command that asked for it was killed."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 3:
+        with open(f'/proc/{pid}/status') as f:
+            tracer = int(dict(ln.split(':', 1) for ln in f)['TracerPid'])
+        quiet = quiet + 1 if tracer == 0 else 0
+        check(time.monotonic() < deadline, f'process {pid} still traced by {tracer}')
+        time.sleep(0.01)
+
+
 def live_equals_chain(t, m, d):
     """The chain resolves to what the target holds now, for every test page
     (checked by reading the target's memory ourselves)."""
@@ -256,6 +269,7 @@ def test_random_kills_of_every_command(ctx):
             p.wait()
             kills += 1
             interrupted += p.returncode != 0
+            settled(t.pid)
             check_eq(target_state(t), orig, f'target after kill {i} ({sig}) of {kind}')
             check_eq(t.getpid(), t.pid, f'target answers after kill {i}')
             check_eq(uffd_fds(t.pid), [], f'userfaultfd in the target after kill {i}')
@@ -288,6 +302,7 @@ def test_random_kills_while_blocked_in_read(ctx):
             time.sleep(rnd.uniform(0, 0.03))
             p.send_signal(rnd.choice([signal.SIGKILL, signal.SIGTERM, signal.SIGINT]))
             p.wait()
+            settled(t.pid)
             check_eq((code_head(t.pid), signal_status(t.pid), fd_snapshot(t.pid)), orig,
                      f'blocked target after kill {i} of {args[0]}')
         ctx.run('stop', t.pid)
