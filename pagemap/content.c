@@ -198,8 +198,8 @@ int content_of_vma(struct pm_scanner *s, const struct vma *v, struct range_set *
 	 * CAP_CHECKPOINT_RESTORE): every page of the mapping counts, and is
 	 * read through the process's address space (holes get allocated).
 	 */
-	if (!err && v->kind == VMA_SHMEM && !shmem_file_extents(s->pid, v, &present) &&
-	    range_set_add(&present, v->start, v->end))
+	if (!err && v->kind == VMA_SHMEM && !dt_simulate_missing("shmem_objects") &&
+	    !shmem_file_extents(s->pid, v, &present) && range_set_add(&present, v->start, v->end))
 		die_oom();
 	if (!err && range_set_union(out, &present))
 		die_oom();

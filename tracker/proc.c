@@ -252,7 +252,7 @@ static enum vma_kind classify(const struct vma *v)
 	/* the kernel's own names for shared memory objects */
 	if (v->shared && (starts_with(p, "/dev/zero") || starts_with(p, "/memfd:") ||
 			  starts_with(p, "/SYSV") || starts_with(p, "/dev/shm/") ||
-			  starts_with(p, "/anon_hugepage")))
+			  (starts_with(p, "/anon_hugepage") && !dt_simulate_missing("hugetlb_shmem"))))
 		return VMA_SHMEM;
 	if (!v->shared && starts_with(p, "/memfd:"))
 		return VMA_FILE_PRIVATE;

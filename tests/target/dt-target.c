@@ -54,7 +54,7 @@
 
 enum kind {
 	K_ANON, K_THP, K_SHARED, K_MEMFD, K_FILEPRIV, K_FILESHARED,
-	K_FILESHARED_RO, K_NONE, K_HEAP, K_STACK,
+	K_FILESHARED_RO, K_NONE, K_HEAP, K_STACK, K_HUGESHARED,
 };
 
 static const char *const kind_names[] = {
@@ -68,6 +68,7 @@ static const char *const kind_names[] = {
 	[K_NONE] = "none",
 	[K_HEAP] = "heap",
 	[K_STACK] = "stack",
+	[K_HUGESHARED] = "hugeshared",	/* MAP_SHARED|MAP_ANONYMOUS|MAP_HUGETLB */
 };
 
 struct region {
@@ -347,8 +348,8 @@ static int cmd_map(char **av, int ac)
 	name = av[1];
 	kname = av[2];
 	path = ac > 4 ? av[4] : NULL;
-	for (int k = 0; k <= K_NONE; k++)
-		if (strcmp(kname, kind_names[k]) == 0)
+	for (int k = 0; k <= K_HUGESHARED; k++)
+		if (k != K_HEAP && k != K_STACK && strcmp(kname, kind_names[k]) == 0)
 			kind = k;
 	if (kind < 0)
 		return fail("unknown kind: %s", kname);
@@ -376,6 +377,12 @@ static int cmd_map(char **av, int ac)
 	case K_SHARED:
 		addr = mmap(NULL, len, PROT_READ | PROT_WRITE,
 			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		break;
+	case K_HUGESHARED:
+		if (pages % THP_PAGES != 0)
+			return fail("hugeshared page count must be a multiple of %lu", THP_PAGES);
+		addr = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
 		break;
 	case K_THP: {
 		size_t align = THP_PAGES * PAGE;
@@ -444,7 +451,7 @@ static int cmd_map(char **av, int ac)
 	 * along with the mapping; it is closed by `unmap NAME`.
 	 */
 	set_region(r, name, kind, addr, pages, fd);
-	if (kind == K_SHARED)
+	if (kind == K_SHARED || kind == K_HUGESHARED)
 		r->backed = pages;      /* the shmem object cannot grow */
 	if (kind == K_FILESHARED_RO) {
 		struct stat st;         /* read-only file cannot grow either */
