@@ -122,7 +122,7 @@ check-asan:
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_IMAGE   := inventory pstree mm core stats pagemap
-FUZZ_PROC    := maps smaps stat status
+FUZZ_PROC    := maps smaps stat status fdinfo
 FUZZ_TARGETS := $(FUZZ_IMAGE) $(FUZZ_PROC) chain
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_MAKE     = $(MAKE) --no-print-directory BUILD=build-fuzz CC=$(FUZZ_CC) \

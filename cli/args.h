@@ -86,6 +86,7 @@ struct args {
 	const char *dir;	/* -D */
 	const char *parent;
 	bool freeze, leave_stopped, full_if_needed;
+	bool strict;		/* --strict */
 	int max_iters;
 	uint64_t until_pages;	/* UINT64_MAX: not given */
 	double until_ratio;	/* 0: not given */

@@ -64,6 +64,8 @@ int cmd_dump(int argc, char **argv);
 int cmd_precopy(int argc, char **argv);
 struct dump_report;
 void print_dump_report(const struct dump_report *r);
+/* Warnings (stderr) about memory the kernel may write unseen. */
+void warn_unseen(const struct dump_report *r);
 int cmd_show(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_flatten(int argc, char **argv);

@@ -13,8 +13,22 @@
 #include "tracker/proc.h"
 #include "lib/util.h"
 
+/* What the kernel may write unseen: said on stderr, whatever the output mode. */
+void warn_unseen(const struct dump_report *r)
+{
+	if (r->pinned_unattributed)
+		fprintf(stderr, "dirtytrack %s: warning: process %d has %llu KiB of pinned memory that "
+			"no io_uring buffer explains (RDMA, vfio?): the kernel may write it unseen\n",
+			prog_cmd, r->id.pid, (unsigned long long)(r->pinned_unattributed / 1024));
+	if (r->io_uring_queued || r->aio_contexts)
+		fprintf(stderr, "dirtytrack %s: warning: process %d has asynchronous I/O that may be "
+			"in flight (%d io_uring submissions queued, %d Linux AIO contexts)\n", prog_cmd,
+			r->id.pid, r->io_uring_queued, r->aio_contexts);
+}
+
 void print_dump_report(const struct dump_report *r)
 {
+	warn_unseen(r);
 	char size[32];
 	uint64_t bytes = r->pages_written * PAGE_SIZE;
 
@@ -39,6 +53,12 @@ void print_dump_report(const struct dump_report *r)
 		json_u64(&jw, "pages_written", r->pages_written);
 		json_u64(&jw, "bytes_written", bytes);
 		json_u64(&jw, "pages_vanished", r->pages_vanished);
+		json_u64(&jw, "pinned_pages", r->pinned_pages);
+		json_u64(&jw, "pinned_unattributed_bytes", r->pinned_unattributed);
+		if (r->id.frozen) {
+			json_i64(&jw, "io_uring_queued", r->io_uring_queued);
+			json_i64(&jw, "aio_contexts", r->aio_contexts);
+		}
 		json_bool(&jw, "frozen", r->id.frozen);
 		json_bool(&jw, "left_stopped", r->left_stopped);
 		json_bool(&jw, "tracking_started", r->started_tracking);
@@ -111,6 +131,7 @@ int cmd_dump(int argc, char **argv)
 	rq.freeze = a.freeze;
 	rq.leave_stopped = a.leave_stopped;
 	rq.full_if_needed = a.full_if_needed;
+	rq.strict = a.strict;
 	rq.backend = a.backend;
 	snprintf(what, sizeof(what), "dump %s", a.dir);
 	progress_begin(&p, what);

@@ -46,6 +46,7 @@ static double link_seconds(const struct loop *l, uint64_t bytes)
 static void print_row(const char *name, const struct dump_report *r,
 		      double rate_mib_s, double est_downtime_ms)
 {
+	warn_unseen(r);
 	double mib = (double)r->pages_written * PAGE_SIZE / (1024.0 * 1024.0);
 
 	if (json_output) {
@@ -212,6 +213,7 @@ int cmd_precopy(int argc, char **argv)
 	rq.pid = l.a.pid;
 	rq.make_parent_dir = true;	/* BASE, by the first dump once it may trace */
 	rq.backend = l.a.backend;
+	rq.strict = l.a.strict;
 	if (!json_output)
 		printf("%-6s %10s %10s %10s %12s %14s\n", "ITER", "PAGES", "MiB", "DUMP(ms)",
 		       "DIRTY MiB/s", "DOWNTIME~(ms)");

@@ -48,6 +48,29 @@ static void json_holder(const struct tracker *t)
 	json_object_end(&jw);
 }
 
+/* Pages the kernel writes through the page, not the page table. */
+static void json_pinned(const struct pinned *p)
+{
+	json_object_begin(&jw, "pinned");
+	json_u64(&jw, "pages", range_set_pages(&p->ranges));
+	json_ranges("ranges", &p->ranges);
+	json_u64(&jw, "vmpin_bytes", p->vmpin_bytes);
+	json_u64(&jw, "unattributed_bytes", pinned_unattributed(p));
+	json_i64(&jw, "io_uring_queued", p->io_uring_queued);
+	json_i64(&jw, "aio_contexts", p->aio_contexts);
+	json_object_end(&jw);
+}
+
+static void print_pinned(const struct pinned *p)
+{
+	if (range_set_pages(&p->ranges))
+		printf("pinned: %llu pages of io_uring registered buffers, counted as written at "
+		       "every collection\n", (unsigned long long)range_set_pages(&p->ranges));
+	if (pinned_unattributed(p))
+		printf("warning: %llu KiB pinned by something else (RDMA, vfio?): the kernel may "
+		       "write it unseen\n", (unsigned long long)(pinned_unattributed(p) / 1024));
+}
+
 static const char *state_name(enum vma_track_state st)
 {
 	static const char *const names[] = {
@@ -204,6 +227,7 @@ int cmd_status(int argc, char **argv)
 		json_u64(&jw, "collections", t.sess.generation);
 		json_u64(&jw, "written_pages", range_set_pages(&dirty));
 		json_u64(&jw, "written_bytes", range_set_bytes(&dirty));
+		json_pinned(&t.pinned);
 		json_array_begin(&jw, "vmas");
 		for (size_t i = 0; i < t.vmas.n; i++) {
 			const struct vma *v = &t.vmas.v[i];
@@ -241,6 +265,7 @@ int cmd_status(int argc, char **argv)
 		printf("%s\n", t.holder.events == HOLDER_EVENTS_CONNECTOR ? "" : ")");
 		printf("written since the last collection: %llu pages (%s)\n",
 		       (unsigned long long)range_set_pages(&dirty), size);
+		print_pinned(&t.pinned);
 		printf("mappings: %d tracked, %d new (counted as written), %d skipped\n",
 		       tot.n[VMA_TRACKED], tot.n[VMA_NEW], tot.n[VMA_SKIPPED]);
 		printf("  %-25s %10s %-11s %-7s %8s  %s\n", "RANGE", "SIZE", "KIND", "STATE",

@@ -238,6 +238,31 @@ static int check_interrupted(const struct dump_job *j)
 	return 0;
 }
 
+/*
+ * Writes no collection can see: pinned pages count as written (the tracker
+ * added them), VmPin beyond them and I/O in flight in a frozen dump are
+ * warnings in the report, errors with --strict.
+ */
+static int check_unseen(const struct dump_job *j)
+{
+	const struct pinned *p = &j->t.pinned;
+	uint64_t unexplained = pinned_unattributed(p);
+	bool in_flight = j->is_frozen && (p->io_uring_queued || p->aio_contexts);
+
+	if (!j->a.strict)
+		return 0;
+	if (unexplained)
+		return dt_err(DT_EXIT_ERROR, "process %d has %llu KiB of pinned memory that no "
+			      "io_uring buffer explains (RDMA, vfio?): the kernel may write it unseen "
+			      "(--strict)", j->a.pid, (unsigned long long)(unexplained / 1024));
+	if (in_flight)
+		return dt_err(DT_EXIT_ERROR, "process %d has asynchronous I/O that may be in flight "
+			      "(%d io_uring submissions queued, %d Linux AIO contexts): the frozen dump "
+			      "may miss its writes (--strict)", j->a.pid, p->io_uring_queued,
+			      p->aio_contexts);
+	return 0;
+}
+
 /* The sink's page writer, with a look at whether the user asked us to stop. */
 static int put_pages(void *ctx, const void *data, size_t len)
 {
@@ -362,6 +387,12 @@ static void fill_report(const struct dump_job *j, struct dump_report *rep, uint6
 	rep->total_ns = total_ns;
 	rep->left_stopped = j->a.leave_stopped;
 	rep->started_tracking = j->started_tracking;
+	rep->pinned_pages = range_set_pages(&j->t.pinned.ranges);
+	rep->pinned_unattributed = pinned_unattributed(&j->t.pinned);
+	if (j->id.frozen) {
+		rep->io_uring_queued = j->t.pinned.io_uring_queued;
+		rep->aio_contexts = j->t.pinned.aio_contexts;
+	}
 }
 
 static void job_free(struct dump_job *j)
@@ -392,7 +423,8 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 		if (freeze(&j))
 			goto fail;
 	}
-	if (check_interrupted(&j) || tracker_collect(&j.t, true, &j.dirty) || plan(&j) ||
+	if (check_interrupted(&j) || tracker_collect(&j.t, true, &j.dirty) || check_unseen(&j) ||
+	    plan(&j) ||
 	    write_pages(&j) || (j.is_frozen && stop_and_peek(&j)))
 		goto fail;
 	thaw(&j, frozen_at);

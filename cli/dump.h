@@ -18,6 +18,7 @@ struct dump_request {
 	const char *dir;
 	const char *parent;		/* NULL: full dump */
 	bool freeze, leave_stopped, full_if_needed;
+	bool strict;			/* unseen writes possible: an error, not a warning */
 	bool make_parent_dir;		/* create dir's parent, once permission is established */
 	enum dirty_backend backend;
 	/* set by a signal handler: the dump stops, whole or absent */
@@ -36,6 +37,9 @@ struct dump_report {
 	uint64_t freeze_us, collect_ns, total_ns;
 	bool left_stopped;
 	bool started_tracking;		/* tracking was off and is now on */
+	/* memory the kernel writes unseen: stored by content, or warned about */
+	uint64_t pinned_pages, pinned_unattributed;
+	int io_uring_queued, aio_contexts;	/* frozen dumps: I/O that may be in flight */
 };
 
 /* Take one dump: a complete directory, or nothing and a recorded error. */

@@ -75,6 +75,7 @@ void tracker_close(struct tracker *t)
 	range_set_free(&t->tracked);
 	range_set_free(&t->fresh);
 	range_set_free(&t->foreign);
+	pinned_free(&t->pinned);
 	session_free(&t->sess);
 }
 
@@ -337,6 +338,17 @@ static int collect_locked(struct tracker *t, bool consume, struct range_set *dir
 	for (size_t i = 0; !err && i < t->vmas.n; i++)
 		if (t->track[i].state == VMA_SKIPPED)
 			err = content_of_vma(&t->scan, &t->vmas.v[i], dirty);
+	/*
+	 * Pinned pages (io_uring fixed buffers) are written by the kernel
+	 * through the page, never through the page table: always written.
+	 */
+	if (!err) {
+		pinned_free(&t->pinned);
+		err = pinned_read(t->pid, &t->pinned);
+		if (!err && !dt_simulate_missing("pinned_pages") &&
+		    range_set_union(dirty, &t->pinned.ranges))
+			die_oom();
+	}
 	/* not registered yet: every page of a new mapping counts as written */
 	for (size_t i = 0; !err && !consume && i < t->vmas.n; i++)
 		if (t->track[i].state == VMA_NEW)

@@ -14,6 +14,7 @@
 #include "pagemap/rangeset.h"
 #include "pagemap/scan.h"
 #include "tracker/holder.h"
+#include "tracker/pinned.h"
 #include "tracker/proc.h"
 #include "tracker/session.h"
 
@@ -41,6 +42,7 @@ struct tracker {
 	struct range_set tracked;	/* registered ranges */
 	struct range_set fresh;		/* registered by the last refresh */
 	struct range_set foreign;	/* registered by another userfaultfd */
+	struct pinned pinned;		/* as of the last collection */
 	uint64_t collect_ns;
 	bool untracked;			/* open failed: not tracked (see error) */
 	bool lost;			/* ... because its holder is gone */

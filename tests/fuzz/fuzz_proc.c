@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * The /proc text parsers on bytes: maps, smaps (VmFlags of the mappings
- * its own header lines describe), stat, status fields.
+ * its own header lines describe), stat, status fields, io_uring fdinfo.
  * /proc is the kernel's, but a target controls parts of it (its comm, the
  * names of its mappings), and nothing may trust a format not to change.
  */
@@ -10,13 +10,14 @@
 #include "lib/err.h"
 #include "lib/util.h"
 #include "tests/fuzz/fuzz.h"
+#include "tracker/pinned.h"
 #include "tracker/proc.h"
 
 static const char *kind;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static const char *const kinds[] = { "maps", "smaps", "stat", "status" };
+	static const char *const kinds[] = { "maps", "smaps", "stat", "status", "fdinfo" };
 
 	(void)argc;
 	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
@@ -81,10 +82,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		memset(&st, 0, sizeof(st));
 		proc_stat_parse(text, &st);
-	} else {
+	} else if (!strcmp(kind, "status")) {
 		proc_status_field(text, "TracerPid", 10, &v);
 		proc_status_field(text, "Seccomp", 10, &v);
 		proc_status_field(text, "SigBlk", 16, &v);
+	} else {
+		struct pinned p;
+
+		memset(&p, 0, sizeof(p));
+		pinned_parse_uring_fdinfo(text, &p);
+		pinned_free(&p);
 	}
 	free(text);
 	dt_err_clear();

@@ -152,3 +152,61 @@ def test_shared_hugetlb_is_stored(ctx):
                 ctx.run('stop', t.pid)
     finally:
         set_hugepages(old)
+
+
+def uring_setup(t):
+    b = t.map('b', 'anon', 16)
+    t.fill('b', 0, 16, 0x11)
+    t.cmd('uring b')                     # the whole region is a registered buffer
+    return b
+
+
+def test_io_uring_fixed_buffer_writes(ctx):
+    """READ_FIXED writes through the pinned pages: no write-protect bit sees
+    it, so the pinned buffer counts as written at every collection."""
+    d = [os.path.join(ctx.tmp, f'u{i}') for i in range(4)]
+    # the old behaviour: pinned pages trusted to the page tables, and verify says so
+    with ctx.target() as t:
+        uring_setup(t)
+        ctx.ok('dump', t.pid, '-D', d[0], env={'DIRTYTRACK_SIMULATE_MISSING': 'pinned_pages'})
+        check_eq(int(t.cmd('uringread b 2 4 119')), 4 * PAGE, 'READ_FIXED result')
+        ctx.ok('dump', t.pid, '-D', d[1], '--parent', d[0], '--leave-stopped',
+               env={'DIRTYTRACK_SIMULATE_MISSING': 'pinned_pages'})
+        rc, out, _ = ctx.run('verify', d[1], '--pid', t.pid)
+        check_eq(rc, EXIT_DIFFER, f'verify --pid of a dump that trusted the page tables: {out}')
+        os.kill(t.pid, signal.SIGCONT)
+        ctx.run('stop', t.pid)
+    with ctx.target() as t:
+        b = uring_setup(t)
+        ctx.ok('dump', t.pid, '-D', d[2])
+        st = ctx.json('status', t.pid)
+        check_eq(st['pinned']['pages'], 16, f'status: pinned pages {st["pinned"]}')
+        check(st['pinned']['vmpin_bytes'] >= 16 * PAGE and st['pinned']['unattributed_bytes'] == 0,
+              f'VmPin explained by the io_uring buffer: {st["pinned"]}')
+        check_eq(int(t.cmd('uringread b 2 4 119')), 4 * PAGE, 'READ_FIXED result')
+        res = ctx.json('dump', t.pid, '-D', d[3], '--parent', d[2], '--leave-stopped')
+        try:
+            check_eq(res['pinned_pages'], 16, f'dump: pinned pages {res}')
+            dm = Dump(d[3])
+            check_eq(sorted((a - b) // PAGE for a in dm.pages(PE_PRESENT, b, b + 16 * PAGE)),
+                     list(range(16)), 'the pinned buffer is stored by content')
+            res_pages = resolve(d[3])
+            for i in range(2, 6):
+                check_eq(res_pages[b + i * PAGE], bytes([119]) * PAGE, f'page {i} as READ_FIXED wrote it')
+            chain_equals_live(d[3], t.pid, b, b + 16 * PAGE, 'io_uring buffer')
+            ctx.json('verify', d[3], '--pid', t.pid)
+        finally:
+            os.kill(t.pid, signal.SIGCONT)
+        # I/O queued in a frozen dump: a warning; with --strict an error, and no dump
+        t.cmd('uringqueue')
+        rc, out, err = ctx.run('-j', 'dump', t.pid, '-D', d[3] + 'q', '--freeze')
+        check_eq(rc, 0, f'frozen dump with I/O queued: {err}')
+        import json
+        doc = json.loads(out)
+        check_eq(doc['io_uring_queued'], 1, f'dump JSON: {doc}')
+        check('in flight' in err and 'warning' in err, f'the warning: {err!r}')
+        rc, _, err = ctx.run('dump', t.pid, '-D', d[3] + 's', '--freeze', '--strict')
+        check_eq(rc, 2, f'--strict: {err}')
+        check('in flight' in err, f'--strict says why: {err!r}')
+        check(not os.path.exists(d[3] + 's'), 'no dump under --strict')
+        ctx.run('stop', t.pid)

@@ -19,6 +19,8 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <linux/userfaultfd.h>
+#include <linux/io_uring.h>
+#include <sys/uio.h>
 #include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -1358,6 +1360,122 @@ static int cmd_ownwritten(char **av, int ac)
 	return 0;
 }
 
+/*
+ * io_uring with a registered (fixed) buffer, by raw system calls: the
+ * kernel writes READ_FIXED data through the pinned pages, not through the
+ * page tables, so no write-protect bit ever sees it.
+ */
+static struct {
+	int fd;
+	unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqes;
+} ring = { .fd = -1 };
+
+static int cmd_uring(char **av, int ac)
+{
+	struct io_uring_params p;
+	struct region *r;
+	struct iovec iov;
+	char *sq, *cq;
+
+	if (ac != 2 || (r = find_region(av[1])) == NULL)
+		return fail("usage: uring NAME");
+	if (ring.fd >= 0)
+		return fail("uring: one ring at a time");
+	memset(&p, 0, sizeof(p));
+	ring.fd = (int)syscall(__NR_io_uring_setup, 4, &p);
+	if (ring.fd < 0)
+		return fail_errno("io_uring_setup");
+	sq = mmap(NULL, p.sq_off.array + p.sq_entries * sizeof(unsigned), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_POPULATE, ring.fd, IORING_OFF_SQ_RING);
+	cq = mmap(NULL, p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe),
+		  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring.fd, IORING_OFF_CQ_RING);
+	ring.sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_POPULATE, ring.fd, IORING_OFF_SQES);
+	if (sq == MAP_FAILED || cq == MAP_FAILED || ring.sqes == MAP_FAILED)
+		return fail_errno("mmap io_uring");
+	ring.sq_tail = (unsigned *)(sq + p.sq_off.tail);
+	ring.sq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
+	ring.sq_array = (unsigned *)(sq + p.sq_off.array);
+	ring.cq_head = (unsigned *)(cq + p.cq_off.head);
+	ring.cq_tail = (unsigned *)(cq + p.cq_off.tail);
+	ring.cq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
+	ring.cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+	iov.iov_base = r->addr;
+	iov.iov_len = r->pages * PAGE;
+	if (syscall(__NR_io_uring_register, ring.fd, IORING_REGISTER_BUFFERS, &iov, 1) < 0)
+		return fail_errno("IORING_REGISTER_BUFFERS");
+	reply("ok %d", ring.fd);
+	return 0;
+}
+
+/* uringqueue: a NOP submission queued, not yet handed to the kernel (I/O "in flight"). */
+static int cmd_uringqueue(char **av, int ac)
+{
+	unsigned tail, idx;
+
+	(void)av;
+	if (ac != 1 || ring.fd < 0)
+		return fail("usage: uringqueue (after uring NAME)");
+	tail = *ring.sq_tail;
+	idx = tail & *ring.sq_mask;
+	memset(&ring.sqes[idx], 0, sizeof(ring.sqes[idx]));
+	ring.sqes[idx].opcode = IORING_OP_NOP;
+	ring.sq_array[idx] = idx;
+	__atomic_store_n(ring.sq_tail, tail + 1, __ATOMIC_RELEASE);
+	reply("ok");
+	return 0;
+}
+
+/* uringread NAME P N BYTE: READ_FIXED N pages of BYTE into page P of the fixed buffer. */
+static int cmd_uringread(char **av, int ac)
+{
+	static char buf[64 * 4096];
+	struct region *r;
+	struct io_uring_sqe *sqe;
+	unsigned tail, head, idx;
+	size_t p, n;
+	unsigned char b;
+	int file, res;
+
+	r = region_range(av, ac, 1, 2, 3, &p, &n, 1);
+	if (r == NULL)
+		return -1;
+	if (ring.fd < 0 || parse_byte(av[4], &b) != 0 || n * PAGE > sizeof(buf))
+		return fail("usage: uringread NAME P N BYTE (after uring NAME)");
+	file = memfd_create("dt-uring", MFD_CLOEXEC);
+	memset(buf, b, n * PAGE);
+	if (file < 0 || write(file, buf, n * PAGE) != (ssize_t)(n * PAGE))
+		return fail_errno("uringread source");
+	tail = *ring.sq_tail;
+	idx = tail & *ring.sq_mask;
+	sqe = &ring.sqes[idx];
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_READ_FIXED;
+	sqe->fd = file;
+	sqe->addr = (uint64_t)(uintptr_t)(r->addr + p * PAGE);
+	sqe->len = (unsigned)(n * PAGE);
+	sqe->off = 0;
+	sqe->buf_index = 0;
+	ring.sq_array[idx] = idx;
+	__atomic_store_n(ring.sq_tail, tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, ring.fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
+		close(file);
+		return fail_errno("io_uring_enter");
+	}
+	head = *ring.cq_head;
+	if (head == __atomic_load_n(ring.cq_tail, __ATOMIC_ACQUIRE)) {
+		close(file);
+		return fail("uringread: no completion");
+	}
+	res = ring.cqes[head & *ring.cq_mask].res;
+	__atomic_store_n(ring.cq_head, head + 1, __ATOMIC_RELEASE);
+	close(file);
+	reply("ok %d", res);
+	return 0;
+}
+
 static size_t in_len;	/* the command reader's buffer (below) */
 
 /*
@@ -1559,6 +1677,9 @@ static const struct command commands[] = {
 	{ "forkserve", cmd_forkserve },
 	{ "forkloop", cmd_forkloop },
 	{ "ownuffd", cmd_ownuffd },
+	{ "uring", cmd_uring },
+	{ "uringread", cmd_uringread },
+	{ "uringqueue", cmd_uringqueue },
 	{ "ownwritten", cmd_ownwritten },
 	{ "close-fds", cmd_close_fds },
 	{ "fds", cmd_fds },
