@@ -16,14 +16,13 @@
 #include "lib/caps.h"
 #include "lib/uapi.h"
 #include "lib/util.h"
-#include "tracker/events.h"
 
 struct feature {
 	const char *name;
 	char name_buf[40];
 	bool ok;
 	bool required;
-	char detail[128];
+	char detail[192];
 };
 
 #define MAX_FEATURES 16
@@ -185,11 +184,29 @@ static void print_kept_caps(void)
 	printf("  every other command keeps none\n");
 }
 
+/* Which shared memory this user dumps exactly, and how the rest is read. */
+static void check_shmem(struct feature *f, int *n)
+{
+	struct feature *x = add(f, n, "shared memory, exactly", false);
+
+	x->ok = caps_had(CAP_CHECKPOINT_RESTORE) || caps_had(CAP_SYS_ADMIN);
+	snprintf(x->detail, sizeof(x->detail), "%s",
+		 x->ok ? "all kinds, through /proc/PID/map_files"
+		       : "memfd and /dev/shm through the process's fd; shared anonymous and SysV "
+			 "read whole through the mapping (map_files needs CAP_CHECKPOINT_RESTORE)");
+}
+
 static void check_events(struct feature *f, int *n)
 {
 	struct feature *x = add(f, n, "process events", false);
 
-	x->ok = proc_events_available(x->detail, sizeof(x->detail));
+	/* check itself keeps no capability: ask what we started with */
+	x->ok = caps_had(CAP_NET_ADMIN);
+	snprintf(x->detail, sizeof(x->detail), "%s",
+		 x->ok ? "proc connector (CAP_NET_ADMIN): the holder sees fork, exec and exit as "
+			 "they happen"
+		       : "no CAP_NET_ADMIN for the proc connector: the holder sees exit through a "
+			 "pidfd and exec within a second");
 }
 
 static void check_ptrace(struct feature *f, int *n)
@@ -224,6 +241,7 @@ int cmd_check(int argc, char **argv)
 	check_ptrace(f, &n);
 	check_caps(f, &n);
 	check_events(f, &n);
+	check_shmem(f, &n);
 	for (int i = 0; i < n; i++)
 		if (f[i].required && !f[i].ok)
 			all_ok = false;

@@ -25,20 +25,6 @@ static bool has_net_admin(void)
 	return v == CAP_SET;
 }
 
-bool proc_events_available(char *why, size_t len)
-{
-	struct proc_events e;
-
-	if (proc_events_open(&e, 1)) {
-		snprintf(why, len, "%s", dt_err_msg());
-		dt_err_clear();
-		return false;
-	}
-	proc_events_close(&e);
-	snprintf(why, len, "proc connector: fork, exec and exit seen as they happen");
-	return true;
-}
-
 static int send_op(struct nl_sock *sk, enum proc_cn_mcast_op op)
 {
 	struct {

@@ -45,7 +45,5 @@ int proc_events_fd(const struct proc_events *e);
 int proc_events_read(struct proc_events *e, void (*seen)(void *ctx, const struct proc_event_seen *ev),
 		     void *ctx, bool *lost);
 void proc_events_close(struct proc_events *e);
-/* Can this process subscribe? false with a reason in why (for `check`). */
-bool proc_events_available(char *why, size_t len);
 
 #endif
