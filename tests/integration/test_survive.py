@@ -115,23 +115,29 @@ def test_kill_after_collect_never_loses_a_write(ctx):
             ctx.json('stop', t.pid)
 
 
+def dump_copying(ctx, pid, d, *opts):
+    """Start a dump of pid into d and return it (a Popen) once it has begun
+    copying pages: its temporary directory holds some of pages-1.img."""
+    p = subprocess.Popen([ctx.bin, '-j', 'dump', str(pid), '-D', d, *opts], env=ctx.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parent, name = os.path.split(d)
+    deadline = time.monotonic() + 20
+    while True:
+        tmp = [n for n in os.listdir(parent) if n.startswith(f'.{name}.tmp-')]
+        pages = os.path.join(parent, tmp[0], 'pages-1.img') if tmp else None
+        if pages and os.path.exists(pages) and os.path.getsize(pages) > 0:
+            return p
+        check(p.poll() is None and time.monotonic() < deadline,
+              'the dump ended before its copy could be seen')
+        time.sleep(0.001)
+
+
 def test_target_exits_during_dump(ctx):
     with ctx.target() as t:
         t.map('big', 'anon', 64 * 256)     # 64 MiB: the copy takes a while
         t.fill('big', 0, 64 * 256, 7)
         d = os.path.join(ctx.tmp, 'gone')
-        p = subprocess.Popen([ctx.bin, '-j', 'dump', str(t.pid), '-D', d], env=ctx.env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        # kill the target once the copy has begun
-        deadline = time.monotonic() + 20
-        while True:
-            tmp = [n for n in os.listdir(ctx.tmp) if n.startswith('.gone.tmp-')]
-            pages = os.path.join(ctx.tmp, tmp[0], 'pages-1.img') if tmp else None
-            if pages and os.path.exists(pages) and os.path.getsize(pages) > 0:
-                break
-            check(p.poll() is None and time.monotonic() < deadline,
-                  'the dump ended before the copy could be seen')
-            time.sleep(0.001)
+        p = dump_copying(ctx, t.pid, d)      # kill the target once the copy has begun
         t.kill()
         out, err = p.communicate(timeout=30)
         check_eq(p.returncode, EXIT_GONE, f'dump of a target that exited mid-copy ({err.strip()})')
@@ -150,16 +156,7 @@ def test_mapping_vanishes_during_running_dump(ctx):
         lo, hi = m.span('late')
         check(lo > m.span('big')[0], 'layout: the late region sits above the big one')
         d = os.path.join(ctx.tmp, 'v')
-        p = subprocess.Popen([ctx.bin, '-j', 'dump', str(t.pid), '-D', d], env=ctx.env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 20
-        while True:
-            tmp = [n for n in os.listdir(ctx.tmp) if n.startswith('.v.tmp-')]
-            pages = os.path.join(ctx.tmp, tmp[0], 'pages-1.img') if tmp else None
-            if pages and os.path.exists(pages) and os.path.getsize(pages) > 0:
-                break
-            check(p.poll() is None and time.monotonic() < deadline, 'the dump ended too soon')
-            time.sleep(0.001)
+        p = dump_copying(ctx, t.pid, d)
         t.unmap('late')
         out, err = p.communicate(timeout=30)
         check_eq(p.returncode, 0, f'dump while a mapping vanished ({err.strip()})')
@@ -217,16 +214,7 @@ def test_signal_stops_dump_cleanly(ctx):
         orig = target_state(t)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             d = os.path.join(ctx.tmp, f'sig{sig}')
-            p = subprocess.Popen([ctx.bin, 'dump', str(t.pid), '-D', d], env=ctx.env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            deadline = time.monotonic() + 20
-            while True:
-                tmp = [n for n in os.listdir(ctx.tmp) if n.startswith(f'.sig{sig}.tmp-')]
-                pages = os.path.join(ctx.tmp, tmp[0], 'pages-1.img') if tmp else None
-                if pages and os.path.exists(pages) and os.path.getsize(pages) > 0:
-                    break
-                check(p.poll() is None and time.monotonic() < deadline, 'dump ended too soon')
-                time.sleep(0.001)
+            p = dump_copying(ctx, t.pid, d)
             p.send_signal(sig)
             out, err = p.communicate(timeout=30)
             check_eq(p.returncode, EXIT_INTERRUPTED, f'dump stopped by {sig.name}: {err.strip()}')
