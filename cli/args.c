@@ -40,6 +40,8 @@ const struct dt_option dt_options[] = {
 	  NULL, OPT_STRING, NULL, COMPLETE_DIR, ON(CMD_DUMP), false, FIELD(parent) },
 	{ 0, "full-if-needed", NULL, "take a full dump (and say why) when the parent cannot be used",
 	  NULL, OPT_FLAG, NULL, COMPLETE_NONE, ON(CMD_DUMP), false, FIELD(full_if_needed) },
+	{ 0, "no-track", NULL, "a one-off full dump: tracking is neither turned on nor used", NULL,
+	  OPT_FLAG, NULL, COMPLETE_NONE, ON(CMD_DUMP), false, FIELD(no_track) },
 	{ 0, "strict", NULL, "fail instead of warning when memory may change unseen (pinned "
 	  "pages no io_uring buffer explains, I/O in flight in a frozen dump)", NULL, OPT_FLAG, NULL,
 	  COMPLETE_NONE, ON(CMD_DUMP) | ON(CMD_PRECOPY), false, FIELD(strict) },

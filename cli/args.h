@@ -87,6 +87,7 @@ struct args {
 	const char *parent;
 	bool freeze, leave_stopped, full_if_needed;
 	bool strict;		/* --strict */
+	bool no_track;		/* --no-track */
 	int max_iters;
 	uint64_t until_pages;	/* UINT64_MAX: not given */
 	double until_ratio;	/* 0: not given */

@@ -132,6 +132,10 @@ int cmd_dump(int argc, char **argv)
 	rq.leave_stopped = a.leave_stopped;
 	rq.full_if_needed = a.full_if_needed;
 	rq.strict = a.strict;
+	rq.no_track = a.no_track;
+	if (a.no_track && (a.parent || a.full_if_needed))
+		return usage_error("--no-track takes a full dump: it goes with neither --parent nor "
+				   "--full-if-needed");
 	rq.backend = a.backend;
 	snprintf(what, sizeof(what), "dump %s", a.dir);
 	progress_begin(&p, what);

@@ -415,7 +415,7 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 	j.dir.fd = -1;
 	/* permission first, then the directory, and only then tracking */
 	if (tracker_check_access(j.a.pid) || dump_dir_begin(&j.dir, j.a.dir, j.a.make_parent_dir) ||
-	    check_space(&j) || open_tracking(&j))
+	    check_space(&j) || (j.a.no_track ? tracker_look(j.a.pid, &j.t) : open_tracking(&j)))
 		goto fail;
 	j.t.hold_journal = true;
 	if (j.a.freeze || j.a.leave_stopped) {
@@ -423,7 +423,8 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 		if (freeze(&j))
 			goto fail;
 	}
-	if (check_interrupted(&j) || tracker_collect(&j.t, true, &j.dirty) || check_unseen(&j) ||
+	if (check_interrupted(&j) || (!j.a.no_track && tracker_collect(&j.t, true, &j.dirty)) ||
+	    check_unseen(&j) ||
 	    plan(&j) ||
 	    write_pages(&j) || (j.is_frozen && stop_and_peek(&j)))
 		goto fail;
@@ -435,7 +436,7 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 	if (dump_dir_commit(&j.dir))
 		goto fail;
 	/* durable: only now are the collected pages recorded as in a dump */
-	if (tracker_complete(&j.t, j.id.id))
+	if (!j.a.no_track && tracker_complete(&j.t, j.id.id))
 		goto fail_committed;
 	fill_report(&j, rep, now_ns() - t0);
 	job_free(&j);

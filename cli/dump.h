@@ -19,6 +19,7 @@ struct dump_request {
 	const char *parent;		/* NULL: full dump */
 	bool freeze, leave_stopped, full_if_needed;
 	bool strict;			/* unseen writes possible: an error, not a warning */
+	bool no_track;			/* a full dump that neither starts nor uses tracking */
 	bool make_parent_dir;		/* create dir's parent, once permission is established */
 	enum dirty_backend backend;
 	/* set by a signal handler: the dump stops, whole or absent */

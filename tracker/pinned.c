@@ -22,9 +22,13 @@ void pinned_parse_uring_fdinfo(const char *buf, struct pinned *p)
 {
 	const char *ub = strstr(buf, "\nUserBufs:");
 	long long head = field(buf, "SqHead"), tail = field(buf, "SqTail");
+	long long done = field(buf, "CqTail");
 
-	if (head >= 0 && tail >= 0 && head != tail)
-		p->io_uring_queued += (int)(tail - head);
+	/* queued, not yet consumed; consumed, with no completion posted yet */
+	if (head >= 0 && tail >= 0)
+		p->io_uring_queued += (int)(uint32_t)(tail - head);
+	if (head >= 0 && done >= 0 && (int32_t)(uint32_t)(head - done) > 0)
+		p->io_uring_queued += (int32_t)(uint32_t)(head - done);
 	if (!ub)
 		return;
 	/* "UserBufs:\t2", then "    0: 0x7f033bc66000/262144" per buffer */

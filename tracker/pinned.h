@@ -19,7 +19,7 @@ struct pinned {
 	struct range_set ranges;	/* io_uring registered buffers, page aligned */
 	uint64_t attributed_bytes;	/* their size, as the kernel pins them */
 	uint64_t vmpin_bytes;		/* VmPin of /proc/PID/status: all long-term pins */
-	int io_uring_queued;		/* submissions not yet consumed by the kernel */
+	int io_uring_queued;		/* submissions without a completion yet */
 	int aio_contexts;		/* Linux AIO rings ([aio] mappings) */
 };
 

@@ -550,6 +550,20 @@ int tracker_start(pid_t pid, enum dirty_backend b, bool pin, struct tracker *t, 
 	return 0;
 }
 
+int tracker_look(pid_t pid, struct tracker *t)
+{
+	tracker_init(t, pid);
+	t->untracked = true;
+	if (proc_stat_read(pid, &t->stat) || tracker_check_access(pid) ||
+	    pm_scanner_open(&t->scan, pid) || vma_list_read(pid, &t->vmas) ||
+	    pinned_read(pid, &t->pinned)) {
+		tracker_close(t);
+		return -1;
+	}
+	t->track = xcalloc(t->vmas.n ? t->vmas.n : 1, sizeof(*t->track));
+	return 0;
+}
+
 int tracker_lease(struct tracker *t)
 {
 	int r = holder_lease(t->pid, t->stat.start_time, &t->lease_fd);

@@ -58,6 +58,8 @@ int tracker_check_access(pid_t pid);
  * tracking turned on here ends with the last lease on it.
  */
 int tracker_start(pid_t pid, enum dirty_backend b, bool pin, struct tracker *t, bool *already);
+/* Look without tracking (dump --no-track): identity, mappings, pinned memory. */
+int tracker_look(pid_t pid, struct tracker *t);
 /* A long runner relies on tracking: hold a lease on the holder until close. */
 int tracker_lease(struct tracker *t);
 /* Between a long runner's collections: is the holder still there? */

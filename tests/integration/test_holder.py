@@ -409,3 +409,26 @@ def test_state_directory_does_not_grow(ctx):
         check_eq([n for n in left if n.split('.')[0] in {str(p) for p in dead + [stale]}], [],
                  f'files of dead processes left in the state directory: {left}')
         check(f'{t.pid}.lock' in left, f'the live target keeps its lock file: {left}')
+
+
+def test_dump_no_track(ctx):
+    """A one-off full dump: no holder, no registration, nothing left on."""
+    from test_dump import check_regions
+    with ctx.target() as t:
+        m = Mem(t, ctx.tmp)
+        m.map('a', 'anon', 16)
+        m.fill('a', 0, 16, 0x44)
+        d = os.path.join(ctx.tmp, 'once')
+        res, dm = dump(ctx, t.pid, d, '--no-track')
+        check(res['full'] and not res['tracking_started'], f'--no-track dump: {res}')
+        check_regions(m, dm, full=True)
+        check_eq(holders(t.pid), {}, 'no holder after --no-track')
+        check_eq(uw_vmas(t.pid), [], 'no registration after --no-track')
+        check_eq(ctx.json('status', t.pid)['tracking'], 'off', 'status after --no-track')
+        rc, _, err = ctx.run('dump', t.pid, '-D', d + '2', '--no-track', '--parent', d)
+        check_eq(rc, EXIT_ERROR, f'--no-track with --parent: {err}')
+        check('--no-track' in err, err)
+        # and it is no parent for a tracked dump
+        ctx.json('start', t.pid)
+        refuse(ctx, t.pid, d + '3', parent=d, words=('session',))
+        ctx.json('stop', t.pid)
