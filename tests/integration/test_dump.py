@@ -31,6 +31,12 @@ SHMEM = ('shared', 'memfd')
 STORED = ANON_LIKE + SHMEM + ('filepriv',)   # kinds whose content a dump stores
 
 
+def map_files_readable():
+    """Can dirtytrack open /proc/PID/map_files here (CAP_CHECKPOINT_RESTORE)?
+    Without it, shared anonymous memory is stored whole."""
+    return os.geteuid() == 0
+
+
 # -- CRIU images -----------------------------------------------------------
 
 def varint(b, i):
@@ -267,6 +273,9 @@ class Mem:
             self.t.map(name, kind, n, path)
         self.kind[name], self.content[name], self.written[name] = kind, {}, set()
         self.blank[name] = bytes([file_byte]) * PAGE if path else ZERO
+        if kind == 'shared' and not map_files_readable():
+            # no way to the object: every page is stored, read through the mapping
+            self.content[name] = {i: ZERO for i in range(n)}
         return self.base(name)
 
     def base(self, name):
