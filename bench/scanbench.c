@@ -317,7 +317,7 @@ static int cmd_collect(const struct opts *o)
 
 /* ---- copy limits ------------------------------------------------------ */
 
-static void read_full(int fd, unsigned char *buf, size_t len, off_t off, const char *what)
+static void pread_all(int fd, unsigned char *buf, size_t len, off_t off, const char *what)
 {
 	for (size_t done = 0; done < len;) {
 		ssize_t n = pread(fd, buf + done, len - done, off + (off_t)done);
@@ -391,7 +391,7 @@ static int cmd_transfer(const struct opts *o, bool read_mem, bool write_file)
 			size_t n = total - off < o->chunk ? total - off : o->chunk;
 
 			if (read_mem)
-				read_full(mem, buf, n, (off_t)(o->addr + off), "reading /proc/PID/mem");
+				pread_all(mem, buf, n, (off_t)(o->addr + off), "reading /proc/PID/mem");
 			if (write_file)
 				write_full(out, buf, n);
 		}
@@ -431,7 +431,7 @@ static int cmd_mapcopy(const struct opts *o)
 		for (uint64_t off = 0; off < o->len; off += o->chunk) {
 			size_t n = o->len - off < o->chunk ? o->len - off : o->chunk;
 
-			read_full(mem, dst + off, n, (off_t)(o->addr + off), "reading /proc/PID/mem");
+			pread_all(mem, dst + off, n, (off_t)(o->addr + off), "reading /proc/PID/mem");
 		}
 		munmap(dst, o->len);
 		finish_out(out, path);
@@ -548,7 +548,7 @@ static int cmd_pipecopy(const struct opts *o)
 			size_t n = o->len - off < o->chunk ? o->len - off : o->chunk;
 
 			sem_wait(&p.empty);
-			read_full(p.mem, p.buf[i % PIPE_BUFS], n, (off_t)(o->addr + off),
+			pread_all(p.mem, p.buf[i % PIPE_BUFS], n, (off_t)(o->addr + off),
 				  "reading /proc/PID/mem");
 			p.len[i % PIPE_BUFS] = n;
 			sem_post(&p.full);
