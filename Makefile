@@ -194,6 +194,8 @@ uninstall:
 # we are root, otherwise the run skips them and says so.
 BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -D_GNU_SOURCE -I.
 BENCH_BIN    := $(BUILD)/bench/workload $(BUILD)/bench/raw_fault $(BUILD)/bench/scanbench
+# built with everything else, so that they cannot rot unnoticed
+all: $(BENCH_BIN)
 BENCH_RUN     = $(PYTHON) bench/run.py --bin $(BIN) --bench-bin $(BUILD)/bench
 BENCH_APT     = DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox
 BENCH_GNUPLOT = command -v gnuplot >/dev/null || \
