@@ -236,7 +236,8 @@ def test_random_kills_of_every_command(ctx):
         m.fill('a', 0, 512, 1)
         orig = target_state(t)
         kills = interrupted = 0
-        for i in range(60):
+        # DT_KILLS=300 for a longer run by hand (the suite runs 60)
+        for i in range(int(os.environ.get('DT_KILLS', '60'))):
             kind = rnd.choice(['start', 'stop', 'dump', 'freeze', 'precopy'])
             d = os.path.join(ctx.tmp, f'r{i}')
             args = {'start': ['start', t.pid], 'stop': ['stop', t.pid],
@@ -261,7 +262,7 @@ def test_random_kills_of_every_command(ctx):
             check_eq(target_state(t), orig, f'target after kill {i} ({sig}) of {kind}')
             check_eq(t.getpid(), t.pid, f'target answers after kill {i}')
             check_eq(uffd_fds(t.pid), [], f'userfaultfd in the target after kill {i}')
-        check(interrupted >= 10, f'only {interrupted} of {kills} commands were interrupted')
+        check(interrupted >= kills // 6, f'only {interrupted} of {kills} commands were interrupted')
         # whatever state the kills left: a dump is taken or refused, and then exact
         m.mark()
         m.write('a', 7, 3, 0x33)
