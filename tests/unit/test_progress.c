@@ -4,6 +4,7 @@
  * cleared at the end; the exact text.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <pty.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,13 +44,21 @@ static void redirect_stderr(bool tty, int *reader)
 static char *restore_stderr(int reader)
 {
 	static char buf[1024];
-	ssize_t n;
+	size_t len = 0;
+	struct pollfd p = { reader, POLLIN, 0 };
 
 	fflush(stderr);
 	dup2(saved_stderr, 2);
 	close(saved_stderr);
-	n = read(reader, buf, sizeof(buf) - 1);
-	buf[n > 0 ? n : 0] = '\0';
+	/* a pty hands the bytes over in pieces: read until it has been quiet a while */
+	while (len < sizeof(buf) - 1 && poll(&p, 1, 200) > 0) {
+		ssize_t n = read(reader, buf + len, sizeof(buf) - 1 - len);
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
 	close(reader);
 	return buf;
 }
