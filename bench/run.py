@@ -447,7 +447,8 @@ class Bench:
                 self.children.remove(watch)
                 self.dt('stop', wl.pid)
                 ivals = [json.loads(x) for x in lines if x.startswith('{')]
-                ivals = [x for x in ivals if 'pages' in x][1:]   # the first is a partial interval
+                # intervals only (not the totals line); the first is a partial interval
+                ivals = [x for x in ivals if 'iteration' in x and 'collect_ms' in x][1:]
                 runs.append({'untracked_wps': untracked, 'tracked_idle_wps': idle,
                              'tracked_watch_wps': watched,
                              'pages_per_collection': med([x['pages'] for x in ivals]) or 0,
