@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <dirent.h>
+#include <poll.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -575,12 +576,22 @@ int tracker_lease(struct tracker *t)
 
 int tracker_holder_alive(struct tracker *t)
 {
+	struct pollfd p = { t->lease_fd, POLLIN, 0 };
 	struct holder_info now;
-	int r = holder_query(t->pid, t->stat.start_time, &now, NULL);
+	uint64_t at = now_ns();
+	int r = 1;
 
+	/*
+	 * Our lease hangs up when the holder ends: a poll tells, at no cost.
+	 * Its news (forks seen) is asked for at most once a second.
+	 */
+	if (t->lease_fd >= 0 && poll(&p, 1, 0) == 0 && at - t->holder_asked_ns < 1000000000ULL)
+		return 0;
+	t->holder_asked_ns = at;
+	r = holder_query(t->pid, t->stat.start_time, &now, NULL);
 	if (r < 0)
 		return -1;
-	if (r == 0 || now.uffd_ino != t->holder.uffd_ino) {
+	if (r == 0 || now.uffd_ino != t->holder.uffd_ino || p.revents) {
 		/* the holder ends with its target: exit and exec say so themselves */
 		dt_err_clear();
 		explain_gone(t);

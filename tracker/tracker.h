@@ -49,6 +49,7 @@ struct tracker {
 	bool hold_journal;		/* a dump: collections stay pending until complete */
 	int lock_fd;			/* the session lock, while held */
 	int lease_fd;			/* our lease on the holder (watch), or -1 */
+	uint64_t holder_asked_ns;	/* when tracker_holder_alive last asked it */
 };
 
 /* May we look at the target at all?  Asked before anything is created. */
