@@ -418,6 +418,7 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 	    check_space(&j) || (j.a.no_track ? tracker_look(j.a.pid, &j.t) : open_tracking(&j)))
 		goto fail;
 	j.t.hold_journal = true;
+	j.t.want_io = j.a.freeze || j.a.leave_stopped;
 	if (j.a.freeze || j.a.leave_stopped) {
 		frozen_at = now_ns();
 		if (freeze(&j))

@@ -48,21 +48,14 @@ void pinned_parse_uring_fdinfo(const char *buf, struct pinned *p)
 	}
 }
 
-static void count_aio(pid_t pid, struct pinned *p)
+static void count_aio(const struct vma_list *l, struct pinned *p)
 {
-	struct vma_list l;
-
-	if (vma_list_read(pid, &l)) {
-		dt_err_clear();
-		return;
-	}
-	for (size_t i = 0; i < l.n; i++)
-		if (!strncmp(l.v[i].path, "/[aio]", 6))
+	for (size_t i = 0; i < l->n; i++)
+		if (!strncmp(l->v[i].path, "/[aio]", 6))
 			p->aio_contexts++;
-	vma_list_free(&l);
 }
 
-int pinned_read(pid_t pid, struct pinned *p)
+int pinned_read(pid_t pid, const struct vma_list *vmas, bool io, struct pinned *p)
 {
 	char path[64], link[64];
 	struct dirent *de;
@@ -73,7 +66,10 @@ int pinned_read(pid_t pid, struct pinned *p)
 	if (proc_status_read(pid, "VmPin", 10, &kb) < 0)
 		return -1;
 	p->vmpin_bytes = kb * 1024;
-	count_aio(pid, p);
+	count_aio(vmas, p);
+	/* registered buffers are pinned: nothing pinned, no fd to look at (unless asked for I/O) */
+	if (!kb && !io)
+		return 0;
 	proc_path(pid, "fd", path, sizeof(path));
 	d = opendir(path);
 	if (!d)

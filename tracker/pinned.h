@@ -25,7 +25,12 @@ struct pinned {
 
 /* One io_uring fd's fdinfo: its registered buffers into *p (and its queue). */
 void pinned_parse_uring_fdinfo(const char *buf, struct pinned *p);
-int pinned_read(pid_t pid, struct pinned *p);
+struct vma_list;
+/*
+ * What pid has pinned; vmas: its mappings as just read (for the [aio]
+ * rings); io: also count io_uring I/O in flight when nothing is pinned.
+ */
+int pinned_read(pid_t pid, const struct vma_list *vmas, bool io, struct pinned *p);
 /* VmPin that no io_uring buffer explains (RDMA, vfio, ...). */
 uint64_t pinned_unattributed(const struct pinned *p);
 void pinned_free(struct pinned *p);

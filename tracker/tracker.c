@@ -345,7 +345,7 @@ static int collect_locked(struct tracker *t, bool consume, struct range_set *dir
 	 */
 	if (!err) {
 		pinned_free(&t->pinned);
-		err = pinned_read(t->pid, &t->pinned);
+		err = pinned_read(t->pid, &t->vmas, t->want_io, &t->pinned);
 		if (!err && !dt_simulate_missing("pinned_pages") &&
 		    range_set_union(dirty, &t->pinned.ranges))
 			die_oom();
@@ -557,7 +557,7 @@ int tracker_look(pid_t pid, struct tracker *t)
 	t->untracked = true;
 	if (proc_stat_read(pid, &t->stat) || tracker_check_access(pid) ||
 	    pm_scanner_open(&t->scan, pid) || vma_list_read(pid, &t->vmas) ||
-	    pinned_read(pid, &t->pinned)) {
+	    pinned_read(pid, &t->vmas, true, &t->pinned)) {
 		tracker_close(t);
 		return -1;
 	}

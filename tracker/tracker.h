@@ -47,6 +47,7 @@ struct tracker {
 	bool untracked;			/* open failed: not tracked (see error) */
 	bool lost;			/* ... because its holder is gone */
 	bool hold_journal;		/* a dump: collections stay pending until complete */
+	bool want_io;			/* a frozen dump: count I/O in flight too */
 	int lock_fd;			/* the session lock, while held */
 	int lease_fd;			/* our lease on the holder (watch), or -1 */
 	uint64_t holder_asked_ns;	/* when tracker_holder_alive last asked it */
