@@ -256,13 +256,15 @@ int cmd_status(int argc, char **argv)
 		printf("process %d (%s): tracking on (held by process %d, since %s, "
 		       "%llu collections)\n", a.pid, t.stat.comm, t.holder.holder_pid,
 		       t.sess.started_unix ? since : "?", (unsigned long long)t.sess.generation);
-		printf("process events: %s%s%s; %llu forks seen", events_name(&t.holder),
-		       t.holder.events == HOLDER_EVENTS_CONNECTOR ? "" : " (",
-		       t.holder.events == HOLDER_EVENTS_CONNECTOR ? "" : t.holder.events_why,
-		       (unsigned long long)t.holder.forks);
-		if (t.holder.last_child)
-			printf(" (last child %d)", t.holder.last_child);
-		printf("%s\n", t.holder.events == HOLDER_EVENTS_CONNECTOR ? "" : ")");
+		if (t.holder.events == HOLDER_EVENTS_CONNECTOR) {
+			printf("process events: proc connector; %llu forks seen",
+			       (unsigned long long)t.holder.forks);
+			if (t.holder.last_child)
+				printf(" (last child %d)", t.holder.last_child);
+			printf("\n");
+		} else {
+			printf("process events: polling (%s)\n", t.holder.events_why);
+		}
 		printf("written since the last collection: %llu pages (%s)\n",
 		       (unsigned long long)range_set_pages(&dirty), size);
 		print_pinned(&t.pinned);
