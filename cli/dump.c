@@ -245,12 +245,24 @@ static int check_interrupted(const struct dump_job *j)
  */
 static int check_unseen(const struct dump_job *j)
 {
-	const struct pinned *p = &j->t.pinned;
-	uint64_t unexplained = pinned_unattributed(p);
-	bool in_flight = j->is_frozen && (p->io_uring_queued || p->aio_contexts);
+	struct pinned pin, *p = &pin;
+	struct vma_list l;
+	uint64_t unexplained;
+	bool in_flight;
+	int err;
 
+	/* before the collection: a refusal must not consume the written pages */
 	if (!j->a.strict)
 		return 0;
+	if (vma_list_read(j->a.pid, &l))
+		return -1;
+	err = pinned_read(j->a.pid, &l, j->is_frozen, p);
+	vma_list_free(&l);
+	if (err)
+		return -1;
+	unexplained = pinned_unattributed(p);
+	in_flight = j->is_frozen && (p->io_uring_queued || p->aio_contexts);
+	pinned_free(p);
 	if (unexplained)
 		return dt_err(DT_EXIT_ERROR, "process %d has %llu KiB of pinned memory that no "
 			      "io_uring buffer explains (RDMA, vfio?): the kernel may write it unseen "
@@ -424,8 +436,8 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 		if (freeze(&j))
 			goto fail;
 	}
-	if (check_interrupted(&j) || (!j.a.no_track && tracker_collect(&j.t, true, &j.dirty)) ||
-	    check_unseen(&j) ||
+	if (check_interrupted(&j) || check_unseen(&j) ||
+	    (!j.a.no_track && tracker_collect(&j.t, true, &j.dirty)) ||
 	    plan(&j) ||
 	    write_pages(&j) || (j.is_frozen && stop_and_peek(&j)))
 		goto fail;

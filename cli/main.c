@@ -50,7 +50,8 @@ const struct cmd dt_commands[] = {
 	  "0 the count was reached or it was interrupted, " EXIT_TRACK },
 	{ "dump", cmd_dump, CMD_DUMP, OPERANDS_PID,
 	  "write a full or incremental CRIU-compatible dump of PID's memory",
-	  "0 the dump is complete, " EXIT_TRACK },
+	  "0 the dump is complete, " EXIT_TRACK ", 130 interrupted (SIGINT, SIGTERM, SIGHUP): no "
+	  "dump was written" },
 	{ "precopy", cmd_precopy, CMD_PRECOPY, OPERANDS_PID,
 	  "pre-copy loop: BASE/1 (full), BASE/2, ... while the dirty set shrinks, then a frozen "
 	  "BASE/final",

@@ -49,18 +49,16 @@ static unsigned long long start_time_of(pid_t pid)
 }
 
 /*
- * ".NAME.tmp-PID-START-XXXXXX" beside the dump whose maker (PID, started at
- * START) no longer exists: a dump killed before its rename.  Only ours
+ * ".NAME.tmp-PID-START-XXXXXX" in the directory a dump goes to, whose maker
+ * (PID, started at START) no longer exists: a dump killed before its rename.  Only ours
  * (same owner), only flat directories of files, nothing followed.
  */
 static void remove_stale_tmp(struct dump_dir *d)
 {
-	char prefix[256];
 	DIR *dir;
 	struct dirent *de;
 	int dfd = dup(d->pfd);
 
-	snprintf(prefix, sizeof(prefix), ".%.200s.tmp-", d->leaf);
 	dir = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!dir) {
 		if (dfd >= 0)
@@ -68,12 +66,16 @@ static void remove_stale_tmp(struct dump_dir *d)
 		return;
 	}
 	while ((de = readdir(dir))) {
+		const char *tag = de->d_name[0] == '.' ? strstr(de->d_name, ".tmp-") : NULL;
 		unsigned long long start;
 		struct stat st;
 		int pid, n = 0, fd;
 
-		if (strncmp(de->d_name, prefix, strlen(prefix)) ||
-		    sscanf(de->d_name + strlen(prefix), "%d-%llu-%n", &pid, &start, &n) != 2 || !n)
+		/* any dump's, beside ours: ".NAME.tmp-PID-START-XXXXXX" */
+		while (tag && strstr(tag + 1, ".tmp-"))
+			tag = strstr(tag + 1, ".tmp-");
+		if (!tag || sscanf(tag + 5, "%d-%llu-%n", &pid, &start, &n) != 2 || !n ||
+		    strlen(tag + 5 + n) != 6)
 			continue;
 		if (fstatat(d->pfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode) ||
 		    st.st_uid != geteuid() || (pid > 0 && start_time_of(pid) == start))

@@ -414,6 +414,7 @@ struct holder {
 	int leases[HOLDER_MAX_LEASES];
 	int nleases;
 	bool done;
+	bool target_ended;		/* exit or exec: the session file says so */
 };
 
 static struct holder *the_holder;
@@ -504,7 +505,7 @@ static void on_event(void *ctx, const struct proc_event_seen *ev)
 		h->state.forks++;
 		h->state.last_child = ev->child;
 	} else {
-		h->done = true;		/* exec or exit: tracking ends with the address space */
+		h->done = h->target_ended = true;	/* exec or exit: tracking ends with it */
 	}
 }
 
@@ -514,7 +515,7 @@ static void look_at_target(struct holder *h)
 
 	if (proc_stat_read(h->pid, &st) || st.start_time != h->start ||
 	    session_mm_id(&st) != h->mm_id)
-		h->done = true;
+		h->done = h->target_ended = true;
 	dt_err_clear();
 }
 
@@ -608,7 +609,11 @@ static void holder_loop(struct holder *h)
 			look_at_target(h);
 			continue;
 		}
-		if (p[1].revents || p[2].revents)
+		if (p[1].revents) {
+			h->target_ended = true;
+			break;
+		}
+		if (p[2].revents)
 			break;
 		if (p[3].revents) {
 			bool lost;
@@ -627,6 +632,24 @@ static void holder_loop(struct holder *h)
 	}
 	while (h->nleases)
 		close(h->leases[--h->nleases]);
+}
+
+static void forget_session(const struct holder *h)
+{
+	struct session s;
+	/* never wait: whoever holds the lock (stop) is ending us and tidies up itself */
+	int lock = session_trylock(h->pid);
+
+	if (lock < 0) {
+		dt_err_clear();
+		return;
+	}
+	if (session_load(h->pid, &s) == 1 && s.holder_pid == getpid() &&
+	    s.start_time == h->start)
+		session_remove(h->pid);
+	session_free(&s);
+	session_unlock(lock);
+	dt_err_clear();
 }
 
 static void holder_signals(struct holder *h)
@@ -696,6 +719,13 @@ int holder_main(int argc, char **argv)
 			holder_loop(&h);
 		}
 	}
+	/*
+	 * Tracking ended on purpose (stop, SIGTERM, the last lease, a command
+	 * that died before it committed): the session this holder kept is
+	 * off, not lost.  An exit or exec keeps it, so that status says which.
+	 */
+	if (!h.target_ended && !h.state.status)
+		forget_session(&h);
 	/* our reference goes: with no other, the kernel unregisters everything */
 	if (h.uffd >= 0)
 		close(h.uffd);

@@ -115,7 +115,7 @@ static int run_patched(struct injector *in, struct user_regs_struct *r, int *st)
 	dt_fault_point("after-patch");
 	if (ptrace(PTRACE_SETREGS, in->tid, 0, r))
 		err = dt_err_sys(0, "PTRACE_SETREGS thread %d", in->tid);
-	else if (ptrace(PTRACE_CONT, in->tid, 0, 0))
+	else if ((in->s->resumed = true, ptrace(PTRACE_CONT, in->tid, 0, 0)))
 		err = dt_err_sys(0, "PTRACE_CONT thread %d", in->tid);
 	else {
 		dt_fault_point("in-syscall");

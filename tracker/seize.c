@@ -286,8 +286,15 @@ static int into_group_stop(pid_t tid)
 
 int seize_group_stop(struct seized *s)
 {
-	uint64_t all = ~0ULL, *masks = xcalloc(s->n, sizeof(*masks));
+	uint64_t all = ~0ULL, *masks;
 	int err = 0;
+
+	/* stopped before we came and never resumed: every thread is in group stop already */
+	if (s->was_stopped && !s->resumed && !s->stop_arrived) {
+		s->in_group_stop = true;
+		return 0;
+	}
+	masks = xcalloc(s->n, sizeof(*masks));
 
 	for (int i = 0; i < s->n && !err; i++)
 		err = ptrace(PTRACE_GETSIGMASK, s->tids[i], sizeof(uint64_t), &masks[i]) ||

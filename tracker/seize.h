@@ -17,6 +17,7 @@ struct seized {
 	bool was_stopped;	/* in group stop (SIGSTOP) before we came */
 	bool stop_arrived;	/* a SIGSTOP arrived while we held it */
 	bool in_group_stop;	/* seize_group_stop() put it there */
+	bool resumed;		/* a thread ran (an injected system call) while seized */
 	unsigned long long start_time;
 };
 

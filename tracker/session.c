@@ -132,7 +132,19 @@ static int ensure_dir(void)
 	return 0;
 }
 
+static int lock_file(pid_t pid, bool wait);
+
 int session_lock(pid_t pid)
+{
+	return lock_file(pid, true);
+}
+
+int session_trylock(pid_t pid)
+{
+	return lock_file(pid, false);
+}
+
+static int lock_file(pid_t pid, bool wait)
 {
 	char path[PATH_MAX];
 	int fd;
@@ -146,7 +158,7 @@ int session_lock(pid_t pid)
 		fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return dt_err_sys(0, "opening %s", path);
-		while (flock(fd, LOCK_EX)) {
+		while (flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB)) {
 			if (errno != EINTR) {
 				dt_err_sys(0, "locking %s", path);
 				close(fd);

@@ -67,6 +67,8 @@ void session_free(struct session *s);
  * holding the lock (blocks until free), or -1.
  */
 int session_lock(pid_t pid);
+/* The same without waiting: -1 (EWOULDBLOCK) when someone holds it. */
+int session_trylock(pid_t pid);
 void session_unlock(int fd);
 const char *session_dir(void);
 /* Remove the session files and free locks of processes that no longer exist. */

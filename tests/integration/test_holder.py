@@ -284,6 +284,7 @@ def test_injection_fault_points(ctx):
             rc, _, _ = ctx.run('start', t.pid, env={'DIRTYTRACK_FAULT': point})
             check_eq(rc, -signal.SIGKILL, f'start with DIRTYTRACK_FAULT={point}')
             wait_no_holder(t.pid)
+            check_eq(ctx.json('status', t.pid)['tracking'], 'off', f'status after a kill at {point}')
             now = {'code': code_head(t.pid), 'signals': signal_status(t.pid),
                    'fds': fd_snapshot(t.pid), 'sum': t.checksum('a')}
             check_eq(now, orig, f'target after a kill at {point}')
@@ -370,6 +371,8 @@ def test_auto_tracking_leases(ctx):
         w4.wait()
         wait_no_holder(t.pid)
         check_eq(uw_vmas(t.pid), [], 'no registration left after a killed watch')
+        # tracking ended as designed with its last lease: off, not lost
+        check_eq(ctx.json('status', t.pid)['tracking'], 'off', 'status after a killed watch')
 
 
 def json_line(p):

@@ -101,11 +101,11 @@ def test_kill_after_collect_never_loses_a_write(ctx):
             check('--full-if-needed' in err, f'{point}: the refusal says how out: {err!r}')
             res, dm = dump(ctx, t.pid, d[2], '--full-if-needed', parent=d[0])
             check(res['full'], f'{point}: recovered with a full dump: {res}')
-            # a later dump into the killed one's directory clears what it left
-            rc, _, err = ctx.run('dump', t.pid, '-D', d[1], '--parent', d[2])
-            check_eq(rc, 0, f'{point}: dump into the killed dump\'s directory: {err}')
+            # a later dump beside the killed one clears what it left
+            rc, _, err = ctx.run('dump', t.pid, '-D', d[1] + 'x', '--parent', d[2])
+            check_eq(rc, 0, f'{point}: dump beside the killed dump: {err}')
             check_no_tmp(d[1])
-            d[2] = d[1]
+            d[2] = d[1] + 'x'
             m.mark()
             m.write('a', 100, 3, 3)
             res, dm = dump(ctx, t.pid, d[3], parent=d[2])

@@ -205,8 +205,12 @@ def test_io_uring_fixed_buffer_writes(ctx):
         doc = json.loads(out)
         check_eq(doc['io_uring_queued'], 1, f'dump JSON: {doc}')
         check('in flight' in err and 'warning' in err, f'the warning: {err!r}')
-        rc, _, err = ctx.run('dump', t.pid, '-D', d[3] + 's', '--freeze', '--strict')
+        rc, _, err = ctx.run('dump', t.pid, '-D', d[3] + 's', '--freeze', '--strict',
+                             '--parent', d[3] + 'q')
         check_eq(rc, 2, f'--strict: {err}')
         check('in flight' in err, f'--strict says why: {err!r}')
         check(not os.path.exists(d[3] + 's'), 'no dump under --strict')
+        # the refusal consumed nothing: the chain goes on from the last dump
+        res = ctx.json('dump', t.pid, '-D', d[3] + 't', '--parent', d[3] + 'q')
+        check(not res['full'], f'incremental after a --strict refusal: {res}')
         ctx.run('stop', t.pid)
