@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -72,16 +74,74 @@ static int pidfd_open(pid_t pid)
 	return (int)syscall(__NR_pidfd_open, pid, 0);
 }
 
-/* The abstract address: no file to plant, no state directory needed. */
-static socklen_t holder_addr(pid_t pid, unsigned long long start, struct sockaddr_un *sa)
+#define HOLDER_TOKEN_LEN 16
+
+/*
+ * The abstract address: no file to plant, no state directory needed.  Its
+ * random token makes it impossible to take before the holder binds it
+ * (another user could otherwise squat the name and keep us from tracking).
+ */
+static socklen_t holder_addr(pid_t pid, unsigned long long start, const char *token,
+			     struct sockaddr_un *sa)
 {
 	int n;
 
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
-	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "dirtytrack/holder/%u/%d/%llu",
-		     (unsigned)geteuid(), pid, start);
+	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "dirtytrack/holder/%u/%d/%llu/%s",
+		     (unsigned)geteuid(), pid, start, token);
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+static int new_token(char token[HOLDER_TOKEN_LEN + 1])
+{
+	unsigned char r[HOLDER_TOKEN_LEN / 2];
+
+	if (getrandom(r, sizeof(r), 0) != sizeof(r))
+		return dt_err_sys(0, "getrandom");
+	for (size_t i = 0; i < sizeof(r); i++)
+		snprintf(token + 2 * i, 3, "%02x", r[i]);
+	return 0;
+}
+
+/*
+ * Our user's holder of (pid, start), found by its command line in /proc:
+ * "dirtytrack __holder PID START MODE TOKEN".  1 found, 0 none.
+ */
+static int find_token(pid_t pid, unsigned long long start, char token[HOLDER_TOKEN_LEN + 1])
+{
+	char want_pid[16], want_start[24];
+	struct dirent *de;
+	int found = 0;
+	DIR *d = opendir("/proc");
+
+	if (!d)
+		return dt_err_sys(0, "/proc");
+	snprintf(want_pid, sizeof(want_pid), "%d", pid);
+	snprintf(want_start, sizeof(want_start), "%llu", start);
+	while (!found && (de = readdir(d))) {
+		char path[300], *buf, *argv[7] = { 0 };
+		struct stat st;
+		size_t len, k = 0;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
+		    fstatat(dirfd(d), de->d_name, &st, 0) || st.st_uid != geteuid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		buf = read_file(path, &len);
+		if (!buf)
+			continue;
+		for (size_t i = 0; i < len && k < 7; i += strlen(buf + i) + 1)
+			argv[k++] = buf + i;
+		if (k == 6 && !strcmp(argv[1], HOLDER_COMMAND) && !strcmp(argv[2], want_pid) &&
+		    !strcmp(argv[3], want_start) && strlen(argv[5]) == HOLDER_TOKEN_LEN) {
+			memcpy(token, argv[5], HOLDER_TOKEN_LEN + 1);
+			found = 1;
+		}
+		free(buf);
+	}
+	closedir(d);
+	return found;
 }
 
 static void set_timeouts(int fd)
@@ -159,11 +219,12 @@ static void info_from_msg(const struct holder_msg *m, struct holder_info *info)
 
 /* ---- the command's side ------------------------------------------------ */
 
-static int spawn_holder(pid_t pid, unsigned long long start, bool pinned, int chan, int lsock)
+static int spawn_holder(pid_t pid, unsigned long long start, bool pinned, char *token, int chan,
+			int lsock)
 {
 	char pidbuf[16], startbuf[24];
 	char *argv[] = { "dirtytrack", HOLDER_COMMAND, pidbuf, startbuf, pinned ? "pinned" : "auto",
-			 NULL };
+			 token, NULL };
 	pid_t child;
 	int st;
 
@@ -196,13 +257,17 @@ static int spawn_holder(pid_t pid, unsigned long long start, bool pinned, int ch
 int holder_spawn(pid_t pid, unsigned long long start_time, bool pinned, int *uffd, int *commit,
 		 struct holder_info *info)
 {
+	char token[HOLDER_TOKEN_LEN + 1];
 	struct sockaddr_un sa;
-	socklen_t len = holder_addr(pid, start_time, &sa);
+	socklen_t len;
 	struct holder_msg m;
 	int sv[2], lsock, fd;
 	ssize_t n;
 
 	*uffd = *commit = -1;
+	if (new_token(token))
+		return -1;
+	len = holder_addr(pid, start_time, token, &sa);
 	lsock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (lsock < 0)
 		return dt_err_sys(0, "socket");
@@ -219,7 +284,7 @@ int holder_spawn(pid_t pid, unsigned long long start_time, bool pinned, int *uff
 		close(lsock);
 		return dt_err_sys(0, "socketpair");
 	}
-	if (spawn_holder(pid, start_time, pinned, sv[1], lsock)) {
+	if (spawn_holder(pid, start_time, pinned, token, sv[1], lsock)) {
 		close(lsock);
 		close(sv[0]);
 		close(sv[1]);
@@ -272,12 +337,17 @@ void holder_abandon(int commit)
 /* 1 connected (fd in *sock, the holder's pid in *holder), 0 none, -1 error. */
 static int holder_connect(pid_t pid, unsigned long long start, int *sock, pid_t *holder)
 {
+	char token[HOLDER_TOKEN_LEN + 1];
 	struct sockaddr_un sa;
-	socklen_t len = holder_addr(pid, start, &sa);
+	socklen_t len;
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int fd, r = find_token(pid, start, token);
 
+	if (r <= 0)
+		return r;
+	len = holder_addr(pid, start, token, &sa);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return dt_err_sys(0, "socket");
 	if (connect(fd, (struct sockaddr *)&sa, len)) {
@@ -676,7 +746,7 @@ int holder_main(int argc, char **argv)
 	unsigned long long start;
 	int pid;
 
-	if (argc != 5 || !parse_int(argv[2], &pid) || pid <= 0 ||
+	if (argc != 6 || !parse_int(argv[2], &pid) || pid <= 0 ||
 	    sscanf(argv[3], "%llu", &start) != 1 ||
 	    (strcmp(argv[4], "pinned") && strcmp(argv[4], "auto"))) {
 		fprintf(stderr, "dirtytrack: %s is internal: it is spawned by start\n", HOLDER_COMMAND);

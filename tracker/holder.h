@@ -14,8 +14,9 @@
  * spawned it dies before recording the session.
  *
  * Later commands reach it over an abstract unix socket named after the
- * user, the target's pid and its start time; it answers only peers of its
- * own user (or root), and hands out the userfaultfd with SCM_RIGHTS.
+ * user, the target's pid and start time and a random token (found in the
+ * holder's command line); it answers only peers of its own user (or
+ * root), and hands out the userfaultfd with SCM_RIGHTS.
  */
 #ifndef DT_HOLDER_H
 #define DT_HOLDER_H

@@ -435,3 +435,34 @@ def test_dump_no_track(ctx):
         ctx.json('start', t.pid)
         refuse(ctx, t.pid, d + '3', parent=d, words=('session',))
         ctx.json('stop', t.pid)
+
+
+def test_holder_name_cannot_be_squatted(ctx):
+    """Another user who binds the name a holder would have had keeps nobody
+    from tracking: the name carries a random token."""
+    import socket as sk
+    from common import second_user, as_user
+    if os.geteuid() != 0:
+        from common import Skip
+        raise Skip('needs root: a second user squats the name')
+    uid, gid = second_user()
+    with ctx.target() as t:
+        with open(f'/proc/{t.pid}/stat') as f:
+            start = f.read().rsplit(')', 1)[1].split()[19]
+        squat = subprocess.Popen(
+            ['python3', '-c', 'import socket,sys,time; s=socket.socket(socket.AF_UNIX, '
+             'socket.SOCK_SEQPACKET); s.bind(sys.argv[1].encode().replace(b"@", b"\\0", 1)); '
+             's.listen(4); print("bound", flush=True); time.sleep(60)',
+             f'@dirtytrack/holder/0/{t.pid}/{start}'],
+            preexec_fn=as_user(uid, gid), stdout=subprocess.PIPE, text=True)
+        try:
+            check_eq(squat.stdout.readline().strip(), 'bound', 'the squatter bound the old name')
+            doc = ctx.json('start', t.pid)
+            check_eq(doc['already_tracked'], False, 'start despite the squatter')
+            d = os.path.join(ctx.tmp, 'sq')
+            dump(ctx, t.pid, d)
+            check_eq(ctx.json('status', t.pid)['tracking'], 'on', 'status despite the squatter')
+            ctx.json('stop', t.pid)
+        finally:
+            squat.kill()
+            squat.wait()
