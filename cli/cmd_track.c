@@ -166,7 +166,12 @@ static int status_off(pid_t pid, const struct tracker *t)
 		json_str(&jw, "reason", why);
 		json_object_end(&jw);
 	} else {
-		printf("process %d (%s): tracking %s: %s\n", pid, t->stat.comm, state, why);
+		if (t->lost)	/* the reason says the same again: say it once */
+			printf("process %d (%s): tracking %s: it ended without a stop (the holder "
+			       "was killed?); 'dirtytrack start %d' tracks it again\n", pid,
+			       t->stat.comm, state, pid);
+		else
+			printf("process %d (%s): tracking %s: %s\n", pid, t->stat.comm, state, why);
 	}
 	return DT_EXIT_OK;
 }

@@ -323,7 +323,8 @@ int holder_commit(int commit)
 	int err = send(commit, &ok, 1, MSG_NOSIGNAL) == 1 ? 0 : -1;
 
 	if (err)
-		dt_err_sys(0, "the holder did not take the commit");
+		dt_err(DT_EXIT_ERROR, "tracking could not be turned on: its holder process died "
+		       "before it was recorded");
 	close(commit);
 	return err;
 }

@@ -145,15 +145,16 @@ static int seize_one(struct seized *s, pid_t tid)
 		return 0;
 	/* an exiting task refuses attach (EPERM) for a moment before it is a zombie */
 	for (int tries = 0; ptrace(PTRACE_SEIZE, tid, 0, 0); tries++) {
-		if (errno == EPERM && tries < 5 && !tracer_of(s->pid)) {
+		int e = errno, tracer = e == EPERM ? tracer_of(s->pid) : 0;
+
+		/* (reading /proc may change errno: e is the kernel's answer) */
+		if (e == EPERM && tries < 5 && !tracer) {
 			short_sleep();
 			continue;
 		}
-		if (errno == ESRCH)
+		if (e == ESRCH)
 			return 0;	/* exited meanwhile */
-		if (errno == EPERM) {
-			int tracer = tracer_of(s->pid);
-
+		if (e == EPERM) {
 			/* the kernel refuses to attach to an exiting task, too */
 			if (proc_task_stat_read(s->pid, tid, &st) ||
 			    st.state == 'Z' || st.state == 'X')
@@ -162,9 +163,11 @@ static int seize_one(struct seized *s, pid_t tid)
 			if (tracer > 0)
 				return dt_err(DT_EXIT_PERM, "cannot ptrace process %d: it is already "
 					      "traced by process %d", s->pid, tracer);
+			errno = e;
 			return dt_err_sys(DT_EXIT_PERM, "cannot ptrace process %d (need the same user "
 					  "and no ptrace restriction, or CAP_SYS_PTRACE)", s->pid);
 		}
+		errno = e;
 		return dt_err_sys(0, "PTRACE_SEIZE thread %d of process %d", tid, s->pid);
 	}
 	s->tids = xrealloc(s->tids, (s->n + 1) * sizeof(pid_t));
