@@ -256,6 +256,14 @@ bool range_set_contains(const struct range_set *s, uint64_t addr)
 	return k && s->r[k - 1].end > addr;
 }
 
+bool range_set_covers(const struct range_set *s, uint64_t start, uint64_t end)
+{
+	/* non-adjacent ranges: all of [start, end) lies in the one range holding start */
+	size_t k = first_start_after(s, 0, start);
+
+	return start >= end || (k && s->r[k - 1].end >= end);
+}
+
 bool range_set_overlaps(const struct range_set *s, uint64_t start,
 			uint64_t end)
 {

@@ -46,6 +46,8 @@ int range_set_subtract(struct range_set *out, const struct range_set *a,
 		       const struct range_set *b);
 int range_set_copy(struct range_set *dst, const struct range_set *src);
 bool range_set_contains(const struct range_set *s, uint64_t addr);
+/* Is all of [start, end) in the set? */
+bool range_set_covers(const struct range_set *s, uint64_t start, uint64_t end);
 bool range_set_overlaps(const struct range_set *s, uint64_t start,
 			uint64_t end);
 uint64_t range_set_bytes(const struct range_set *s);

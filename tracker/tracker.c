@@ -137,19 +137,6 @@ static int find_unregistered(struct tracker *t, struct range_set *unreg)
 	return pm_scan(&t->scan, t->vmas.v[0].start, end, &q, add_unreg, unreg);
 }
 
-static bool covered(const struct range_set *s, uint64_t start, uint64_t end)
-{
-	struct range_set one = RANGE_SET_INIT, rest = RANGE_SET_INIT;
-	bool all;
-
-	if (range_set_add(&one, start, end) || range_set_subtract(&rest, &one, s))
-		die_oom();
-	all = range_set_pages(&rest) == 0;
-	range_set_free(&one);
-	range_set_free(&rest);
-	return all;
-}
-
 /* Register v; 0 ours now, else the errno the kernel gave. */
 static int try_register(struct tracker *t, const struct vma *v, int *nskips, int *err)
 {
@@ -192,7 +179,7 @@ static int refresh(struct tracker *t, bool do_register)
 			vt->reason = "special mapping";
 			continue;
 		}
-		if (registered && covered(&s->ours, v->start, v->end)) {
+		if (registered && range_set_covers(&s->ours, v->start, v->end)) {
 			vt->state = VMA_TRACKED;
 			set_add(&t->tracked, v->start, v->end);
 			continue;

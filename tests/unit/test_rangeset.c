@@ -659,9 +659,29 @@ static void test_random(void **state)
 	range_set_free(&sets[1]);
 }
 
+static void test_covers(void **state)
+{
+	struct range_set s = RANGE_SET_INIT;
+
+	(void)state;
+	assert_int_equal(range_set_add(&s, 0x1000, 0x4000), 0);
+	assert_int_equal(range_set_add(&s, 0x6000, 0x8000), 0);
+	assert_true(range_set_covers(&s, 0x1000, 0x4000));
+	assert_true(range_set_covers(&s, 0x2000, 0x3000));
+	assert_true(range_set_covers(&s, 0x6000, 0x8000));
+	assert_true(range_set_covers(&s, 0x5000, 0x5000));	/* empty */
+	assert_false(range_set_covers(&s, 0x0, 0x2000));
+	assert_false(range_set_covers(&s, 0x3000, 0x5000));
+	assert_false(range_set_covers(&s, 0x1000, 0x8000));	/* across the hole */
+	assert_false(range_set_covers(&s, 0x4000, 0x6000));
+	assert_false(range_set_covers(&s, 0x7000, 0x9000));
+	range_set_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_covers),
 		cmocka_unit_test(test_init_empty),
 		cmocka_unit_test(test_add_in_order),
 		cmocka_unit_test(test_add_out_of_order),
