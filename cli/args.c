@@ -40,6 +40,10 @@ const struct dt_option dt_options[] = {
 	  NULL, OPT_STRING, NULL, COMPLETE_DIR, ON(CMD_DUMP), false, FIELD(parent) },
 	{ 0, "full-if-needed", NULL, "take a full dump (and say why) when the parent cannot be used",
 	  NULL, OPT_FLAG, NULL, COMPLETE_NONE, ON(CMD_DUMP), false, FIELD(full_if_needed) },
+	{ 0, "tree", NULL, "the process and all its descendants, as one (dump: one directory, "
+	  "shared memory stored once)", NULL, OPT_FLAG, NULL, COMPLETE_NONE,
+	  ON(CMD_START) | ON(CMD_STOP) | ON(CMD_STATUS) | ON(CMD_DUMP) | ON(CMD_PRECOPY), false,
+	  FIELD(tree) },
 	{ 0, "no-track", NULL, "a one-off full dump: tracking is neither turned on nor used", NULL,
 	  OPT_FLAG, NULL, COMPLETE_NONE, ON(CMD_DUMP), false, FIELD(no_track) },
 	{ 0, "strict", NULL, "fail instead of warning when memory may change unseen (pinned "

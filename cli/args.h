@@ -88,6 +88,7 @@ struct args {
 	bool freeze, leave_stopped, full_if_needed;
 	bool strict;		/* --strict */
 	bool no_track;		/* --no-track */
+	bool tree;		/* --tree */
 	int max_iters;
 	uint64_t until_pages;	/* UINT64_MAX: not given */
 	double until_ratio;	/* 0: not given */

@@ -234,6 +234,71 @@ static int diff_error(void)
 	return report_error();
 }
 
+/* Processes of one tree dump that the other does not hold, by pid. */
+static int only_in(const struct dump *x, const struct dump *y, const char *key, bool *differ)
+{
+	int n = 0;
+
+	if (json_output)
+		json_array_begin(&jw, key);
+	for (size_t i = 0; i < x->nprocs; i++) {
+		if (dump_proc_find(y, x->procs[i].pid))
+			continue;
+		n++;
+		if (json_output)
+			json_u64(&jw, NULL, x->procs[i].pid);
+		else
+			printf("process %u is only in %s\n", x->procs[i].pid, x->path);
+	}
+	if (json_output)
+		json_array_end(&jw);
+	*differ |= n > 0;
+	return n;
+}
+
+/* Trees: process by process (shared memory in each process that maps it). */
+static int diff_trees(const struct args *a, struct dump_chain *ca, struct dump_chain *cb,
+		      const struct diff_opts *o)
+{
+	bool differ = false;
+
+	if (json_output) {
+		json_hold(&jw);
+		json_object_begin(&jw, NULL);
+		json_bool(&jw, "tree", true);
+		json_array_begin(&jw, "processes");
+	}
+	for (size_t i = 0; i < ca->d[0].nprocs; i++) {
+		unsigned int pid = ca->d[0].procs[i].pid;
+		struct diff_result r;
+
+		if (!dump_proc_find(&cb->d[0], pid))
+			continue;
+		if (chain_select(ca, pid) || chain_select(cb, pid) || dump_diff(ca, cb, o, &r)) {
+			json_release(&jw, false);
+			return diff_error();
+		}
+		if (!json_output)
+			printf("== process %u\n", pid);
+		if (json_output)
+			print_json(a, ca, cb, &r);
+		else
+			print_text(a, ca, cb, &r);
+		differ |= diff_differs(&r);
+		diff_result_free(&r);
+	}
+	if (json_output)
+		json_array_end(&jw);
+	only_in(&ca->d[0], &cb->d[0], "processes_only_a", &differ);
+	only_in(&cb->d[0], &ca->d[0], "processes_only_b", &differ);
+	if (json_output) {
+		json_bool(&jw, "differ", differ);
+		json_object_end(&jw);
+		json_release(&jw, true);
+	}
+	return differ ? DT_EXIT_DIFFER : DT_EXIT_OK;
+}
+
 int cmd_diff(int argc, char **argv)
 {
 	struct dump_chain ca = { 0 }, cb = { 0 };
@@ -251,6 +316,12 @@ int cmd_diff(int argc, char **argv)
 		return diff_error();
 	}
 	o.count_bytes = a.bytes;
+	if (ca.d[0].nprocs > 1 || cb.d[0].nprocs > 1) {
+		ret = diff_trees(&a, &ca, &cb, &o);
+		chain_close(&ca);
+		chain_close(&cb);
+		return ret;
+	}
 	if (dump_diff(&ca, &cb, &o, &r)) {
 		chain_close(&ca);
 		chain_close(&cb);

@@ -65,13 +65,62 @@ void print_dump_report(const struct dump_report *r)
 		json_double(&jw, "freeze_ms", r->freeze_us / 1e3);
 		json_double(&jw, "collect_ms", r->collect_ns / 1e6);
 		json_double(&jw, "dump_ms", r->total_ns / 1e6);
+		json_bool(&jw, "tree", r->tree);
+		json_array_begin(&jw, "processes");
+		for (int i = 0; i < r->nprocs; i++) {
+			const struct dump_proc_report *p = &r->procs[i];
+
+			json_object_begin(&jw, NULL);
+			json_i64(&jw, "pid", p->pid);
+			json_i64(&jw, "ppid", p->ppid);
+			json_str(&jw, "comm", p->comm);
+			json_bool(&jw, "full", p->full);
+			if (p->full_because)
+				json_str(&jw, "full_because", p->full_because);
+			else
+				json_null(&jw, "full_because");
+			json_bool(&jw, "tracking_started", p->started_tracking);
+			json_u64(&jw, "pages_dirty", p->pages_dirty);
+			json_u64(&jw, "pages_present", p->pages_present);
+			json_u64(&jw, "pages_parent", p->pages_parent);
+			json_u64(&jw, "pages_written", p->pages_written);
+			json_u64(&jw, "pages_vanished", p->pages_vanished);
+			json_object_end(&jw);
+		}
+		json_array_end(&jw);
+		json_array_begin(&jw, "shared");
+		for (int k = 0; k < r->nshm; k++) {
+			const struct dump_shm_report *o = &r->shm[k];
+
+			json_object_begin(&jw, NULL);
+			json_u64(&jw, "shmid", o->shmid);
+			json_i64(&jw, "mappings", o->mappings);
+			json_bool(&jw, "incremental", o->incremental);
+			if (o->whole_because)
+				json_str(&jw, "whole_because", o->whole_because);
+			else
+				json_null(&jw, "whole_because");
+			json_u64(&jw, "pages_content", o->pages_content);
+			json_u64(&jw, "pages_present", o->pages_present);
+			json_u64(&jw, "pages_parent", o->pages_parent);
+			json_u64(&jw, "pages_written", o->pages_written);
+			json_object_end(&jw);
+		}
+		json_array_end(&jw);
 		json_object_end(&jw);
 		return;
 	}
-	if (r->full_because)
+	if (r->full_because && r->id.full)
 		fprintf(stderr, "dirtytrack %s: taking a full dump: %s\n", prog_cmd, r->full_because);
-	printf("%s: %s dump %u of process %d: %llu pages written (%s), %llu in parent; %.1f ms",
-	       r->dir, r->id.full ? "full" : "incremental", r->id.iteration, r->id.pid,
+	for (int i = 1; i < r->nprocs; i++)
+		if (r->procs[i].full_because && !r->id.full)
+			fprintf(stderr, "dirtytrack %s: process %d (%s) stored whole: %s\n", prog_cmd,
+				r->procs[i].pid, r->procs[i].comm, r->procs[i].full_because);
+	printf("%s: %s dump %u of process %d", r->dir, r->id.full ? "full" : "incremental",
+	       r->id.iteration, r->id.pid);
+	if (r->tree)
+		printf(" and its tree (%d processes, %d shared objects)", r->nprocs, r->nshm);
+	printf(": %llu pages written (%s), %llu in parent; %.1f ms",
 	       (unsigned long long)r->pages_written, size, (unsigned long long)r->pages_parent,
 	       r->total_ns / 1e6);
 	if (r->id.frozen)
@@ -133,6 +182,7 @@ int cmd_dump(int argc, char **argv)
 	rq.full_if_needed = a.full_if_needed;
 	rq.strict = a.strict;
 	rq.no_track = a.no_track;
+	rq.tree = a.tree;
 	if (a.no_track && (a.parent || a.full_if_needed))
 		return usage_error("--no-track takes a full dump: it goes with neither --parent nor "
 				   "--full-if-needed");
@@ -151,5 +201,6 @@ int cmd_dump(int argc, char **argv)
 	if (r)
 		return report_error();
 	print_dump_report(&rep);
+	dump_report_free(&rep);
 	return DT_EXIT_OK;
 }

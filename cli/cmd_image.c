@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli/args.h"
+#include "pstree.pb-c.h"
 #include "cli/cli.h"
 #include "cli/dump.h"
 #include "cli/progress.h"
@@ -120,6 +121,57 @@ static void show_threads(const struct shown_threads *st)
 	}
 }
 
+/* The tree: each process's private pages, each shared object's, once. */
+static void show_tree(const struct dump *d)
+{
+	if (json_output)
+		json_array_begin(&jw, "processes");
+	else
+		printf("processes: %zu\n  %-8s %-8s %10s %10s\n", d->nprocs, "pid", "ppid",
+		       "private", "in parent");
+	for (size_t i = 0; i < d->nprocs; i++) {
+		const struct dump_proc *p = &d->procs[i];
+		const struct pm_file *pm = &d->pms[p->pm];
+
+		if (json_output) {
+			json_object_begin(&jw, NULL);
+			json_u64(&jw, "pid", p->pid);
+			json_u64(&jw, "ppid", p->ppid);
+			json_u64(&jw, "threads", p->pstree->n_threads);
+			json_u64(&jw, "pages_present", pm->pages_present);
+			json_u64(&jw, "pages_parent", pm->pages_parent);
+			json_object_end(&jw);
+		} else {
+			printf("  %-8u %-8u %10llu %10llu\n", p->pid, p->ppid,
+			       (unsigned long long)pm->pages_present,
+			       (unsigned long long)pm->pages_parent);
+		}
+	}
+	if (json_output) {
+		json_array_end(&jw);
+		json_array_begin(&jw, "shared");
+	}
+	for (size_t i = 0; i < d->npms; i++) {
+		const struct pm_file *pm = &d->pms[i];
+
+		if (!pm->shmem)
+			continue;
+		if (json_output) {
+			json_object_begin(&jw, NULL);
+			json_u64(&jw, "shmid", pm->key);
+			json_u64(&jw, "pages_present", pm->pages_present);
+			json_u64(&jw, "pages_parent", pm->pages_parent);
+			json_object_end(&jw);
+		} else {
+			printf("shared memory %llu: %llu pages present, %llu in parent (stored once)\n",
+			       (unsigned long long)pm->key, (unsigned long long)pm->pages_present,
+			       (unsigned long long)pm->pages_parent);
+		}
+	}
+	if (json_output)
+		json_array_end(&jw);
+}
+
 static void show_json(const struct dump_chain *c, const struct dump_summary *sums,
 		      const struct shown_threads *threads)
 {
@@ -176,6 +228,7 @@ static void show_json(const struct dump_chain *c, const struct dump_summary *sum
 	json_u64(&jw, "pages_total", d->pages_present + d->pages_parent);
 	json_u64(&jw, "pages_outside_vmas", s->pages_outside);
 	json_u64(&jw, "pages_bytes", d->pages_size);
+	show_tree(d);
 	if (threads)
 		show_threads(threads);
 	json_object_end(&jw);
@@ -236,6 +289,8 @@ static void show_text(const struct dump_chain *c, const struct dump_summary *sum
 	if (s->pages_outside)
 		printf("note: %llu described pages lie outside every mapping of the mm image\n",
 		       (unsigned long long)s->pages_outside);
+	if (d->nprocs > 1 || d->npms > d->nprocs)
+		show_tree(d);
 	if (threads)
 		show_threads(threads);
 }
@@ -298,92 +353,147 @@ static void print_mismatches(const struct range_set *m)
 	}
 }
 
+/* One process of the dump compared with the live one of the same pid. */
+struct verified {
+	pid_t pid;
+	struct verify_live_result res;
+};
+
+static void verify_text_one(const struct verified *v)
+{
+	const struct verify_live_result *res = &v->res;
+
+	printf("process %d: %llu pages compared (%llu with content in the process, "
+	       "%llu held by the chain)\n", v->pid, (unsigned long long)res->pages_compared,
+	       (unsigned long long)res->pages_live, (unsigned long long)res->pages_chain);
+	if (res->pages_file || res->pages_unmapped)
+		printf("  not compared: %llu private file pages the process reads from its "
+		       "file, %llu pages outside its mappings with content\n",
+		       (unsigned long long)res->pages_file, (unsigned long long)res->pages_unmapped);
+	print_mismatches(&res->mismatches);
+	if (res->mismatches.n)
+		printf("DIFFERENT: %llu pages in %zu ranges differ\n",
+		       (unsigned long long)range_set_pages(&res->mismatches), res->mismatches.n);
+	else
+		printf("EQUAL: the chain holds process %d's memory\n", v->pid);
+}
+
+static void verify_json_one(const struct verified *v)
+{
+	const struct verify_live_result *res = &v->res;
+
+	json_u64(&jw, "pages_compared", res->pages_compared);
+	json_u64(&jw, "pages_live", res->pages_live);
+	json_u64(&jw, "pages_chain", res->pages_chain);
+	json_u64(&jw, "pages_not_compared_file", res->pages_file);
+	json_u64(&jw, "pages_not_compared_unmapped", res->pages_unmapped);
+	json_u64(&jw, "pages_differ", range_set_pages(&res->mismatches));
+	json_bool(&jw, "equal", res->mismatches.n == 0);
+	print_mismatches(&res->mismatches);
+}
+
 int cmd_verify(int argc, char **argv)
 {
-	struct verify_live_result res;
+	struct verified *v = NULL;
 	struct dump_chain c;
 	struct args a;
-	uint64_t present = 0, parent = 0;
-	bool live, pid_match;
-	int r = parse_args(argc, argv, &a);
+	uint64_t present = 0, parent = 0, total = 0;
+	bool live, pid_match, differ = false;
+	int r = parse_args(argc, argv, &a), nv = 0;
+	const struct dump *top;
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
 	if ((r = open_chain(a.dir, &c)))
 		return r;
+	top = &c.d[0];
 	for (int i = 0; i < c.n; i++) {
 		if (dump_check_images(&c.d[i])) {
 			chain_close(&c);
 			return report_error();
 		}
-		present += c.d[i].pages_present;
-		parent += c.d[i].pages_parent;
+		for (size_t k = 0; k < c.d[i].npms; k++) {
+			present += c.d[i].pms[k].pages_present;
+			parent += c.d[i].pms[k].pages_parent;
+		}
 	}
+	for (size_t k = 0; k < top->npms; k++)
+		total += top->pms[k].pages_present + top->pms[k].pages_parent;
 	live = a.live_pid > 0;
-	pid_match = !live || c.d[0].pid == (unsigned int)a.live_pid;
+	pid_match = !live || dump_proc_find(top, (unsigned int)a.live_pid);
 	if (live) {
+		/* the root names the tree: every process of it; another pid, that one */
+		bool all = (unsigned int)a.live_pid == top->procs[0].pid;
+		size_t first = 0, n = all ? top->nprocs : 1;
 		struct progress p;
 
+		if (!all && pid_match)
+			first = (size_t)(dump_proc_find(top, (unsigned int)a.live_pid) - top->procs);
+		v = xcalloc(n, sizeof(*v));
 		progress_begin(&p, "verify: comparing");
-		r = verify_live(&c, a.live_pid, &res, progress_report, &p);
-		progress_end(&p);
-		if (r) {
-			chain_close(&c);
-			return report_error();
+		for (size_t i = first; i < first + n; i++) {
+			pid_t pid = pid_match ? (pid_t)top->procs[i].pid : a.live_pid;
+
+			if (chain_select(&c, top->procs[i].pid) ||
+			    verify_live(&c, pid, &v[nv].res, progress_report, &p)) {
+				progress_end(&p);
+				while (nv--)
+					verify_live_result_free(&v[nv].res);
+				free(v);
+				chain_close(&c);
+				return report_error();
+			}
+			v[nv].pid = pid;
+			differ |= v[nv++].res.mismatches.n != 0;
 		}
+		progress_end(&p);
 	}
 	if (!pid_match && !json_output)
 		fprintf(stderr, "dirtytrack verify: warning: the dump is of process %u, comparing "
-			"with process %d\n", c.d[0].pid, a.live_pid);
+			"with process %d\n", top->procs[0].pid, a.live_pid);
 	if (json_output) {
 		json_object_begin(&jw, NULL);
-		json_str(&jw, "dir", c.d[0].path);
-		json_u64(&jw, "pid", c.d[0].pid);
+		json_str(&jw, "dir", top->path);
+		json_u64(&jw, "pid", top->procs[0].pid);
+		json_u64(&jw, "processes_in_dump", top->nprocs);
 		json_bool(&jw, "chain_ok", true);
 		json_u64(&jw, "dumps", c.n);
-		json_u64(&jw, "pages_total", c.d[0].pages_present + c.d[0].pages_parent);
+		json_u64(&jw, "pages_total", total);
 		json_u64(&jw, "pages_stored", present);
 		json_u64(&jw, "pages_parent_refs", parent);
 		if (live) {
 			json_i64(&jw, "live_pid", a.live_pid);
 			json_bool(&jw, "pid_match", pid_match);
-			json_u64(&jw, "pages_compared", res.pages_compared);
-			json_u64(&jw, "pages_live", res.pages_live);
-			json_u64(&jw, "pages_chain", res.pages_chain);
-			json_u64(&jw, "pages_not_compared_file", res.pages_file);
-			json_u64(&jw, "pages_not_compared_unmapped", res.pages_unmapped);
-			json_u64(&jw, "pages_differ", range_set_pages(&res.mismatches));
-			json_bool(&jw, "equal", res.mismatches.n == 0);
-			print_mismatches(&res.mismatches);
+			if (nv == 1) {
+				verify_json_one(&v[0]);
+			} else {
+				json_bool(&jw, "equal", !differ);
+				json_array_begin(&jw, "processes");
+				for (int i = 0; i < nv; i++) {
+					json_object_begin(&jw, NULL);
+					json_i64(&jw, "pid", v[i].pid);
+					verify_json_one(&v[i]);
+					json_object_end(&jw);
+				}
+				json_array_end(&jw);
+			}
 		}
 		json_object_end(&jw);
 	} else {
 		printf("chain OK: %s, %d dump%s, %llu pages described (%llu stored in the chain, "
-		       "%llu in-parent references resolved)\n", c.d[0].path, c.n, c.n == 1 ? "" : "s",
-		       (unsigned long long)(c.d[0].pages_present + c.d[0].pages_parent),
-		       (unsigned long long)present, (unsigned long long)parent);
-		if (live) {
-			printf("process %d: %llu pages compared (%llu with content in the process, "
-			       "%llu held by the chain)\n", a.live_pid,
-			       (unsigned long long)res.pages_compared, (unsigned long long)res.pages_live,
-			       (unsigned long long)res.pages_chain);
-			if (res.pages_file || res.pages_unmapped)
-				printf("  not compared: %llu private file pages the process reads from its "
-				       "file, %llu pages outside its mappings with content\n",
-				       (unsigned long long)res.pages_file,
-				       (unsigned long long)res.pages_unmapped);
-			print_mismatches(&res.mismatches);
-			if (res.mismatches.n)
-				printf("DIFFERENT: %llu pages in %zu ranges differ\n",
-				       (unsigned long long)range_set_pages(&res.mismatches),
-				       res.mismatches.n);
-			else
-				printf("EQUAL: the chain holds process %d's memory\n", a.live_pid);
-		}
+		       "%llu in-parent references resolved)\n", top->path, c.n, c.n == 1 ? "" : "s",
+		       (unsigned long long)total, (unsigned long long)present,
+		       (unsigned long long)parent);
+		for (int i = 0; i < nv; i++)
+			verify_text_one(&v[i]);
+		if (nv > 1)
+			printf(differ ? "DIFFERENT: the tree's memory is not what the chain holds\n"
+				      : "EQUAL: the chain holds the memory of all %d processes\n", nv);
 	}
-	r = live && res.mismatches.n ? DT_EXIT_DIFFER : DT_EXIT_OK;
-	if (live)
-		verify_live_result_free(&res);
+	r = differ ? DT_EXIT_DIFFER : DT_EXIT_OK;
+	for (int i = 0; i < nv; i++)
+		verify_live_result_free(&v[i].res);
+	free(v);
 	chain_close(&c);
 	return r;
 }

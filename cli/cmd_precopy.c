@@ -97,6 +97,13 @@ static int dump_held(struct dump_request *rq, struct dump_report *rep)
 	return r;
 }
 
+/* Every process the final dump holds (the whole tree with --tree). */
+static void signal_tree(const struct dump_report *r, int sig)
+{
+	for (int i = 0; i < r->nprocs; i++)
+		kill(r->procs[i].pid, sig);
+}
+
 static void wait_interval(double seconds)
 {
 	uint64_t end = now_ns() + (uint64_t)(seconds * 1e9);
@@ -189,10 +196,9 @@ static int interrupted(const struct loop *l, const struct dump_report *final)
 	return DT_EXIT_INTERRUPTED;
 }
 
-int cmd_precopy(int argc, char **argv)
+static int precopy(int argc, char **argv, struct dump_report *repp, struct dump_report *finalp)
 {
 	struct sigaction sa = { .sa_handler = on_stop };
-	struct dump_report rep, final;
 	struct dump_request rq = { 0 };
 	struct loop l = { 0 };
 	struct proc_stat st;
@@ -214,6 +220,7 @@ int cmd_precopy(int argc, char **argv)
 	rq.make_parent_dir = true;	/* BASE, by the first dump once it may trace */
 	rq.backend = l.a.backend;
 	rq.strict = l.a.strict;
+	rq.tree = l.a.tree;
 	if (!json_output)
 		printf("%-6s %10s %10s %10s %12s %14s\n", "ITER", "PAGES", "MiB", "DUMP(ms)",
 		       "DIRTY MiB/s", "DOWNTIME~(ms)");
@@ -224,30 +231,31 @@ int cmd_precopy(int argc, char **argv)
 		snprintf(dir, sizeof(dir), "%s/%d", l.a.dir, l.iters + 1);
 		rq.dir = dir;
 		rq.parent = l.iters ? l.last_dir : NULL;
-		if (dump_held(&rq, &rep))
+		dump_report_free(repp);
+		if (dump_held(&rq, repp))
 			return report_error();
 		l.iters++;
-		l.bytes_total += rep.pages_written * PAGE_SIZE;
-		snprintf(l.last_dir, sizeof(l.last_dir), "%s", rep.dir);
+		l.bytes_total += repp->pages_written * PAGE_SIZE;
+		snprintf(l.last_dir, sizeof(l.last_dir), "%s", repp->dir);
 		/* written since the previous dump, per second of wall time */
-		rate = l.iters > 1 ? rep.pages_written * (double)PAGE_SIZE / (1024.0 * 1024.0) /
+		rate = l.iters > 1 ? repp->pages_written * (double)PAGE_SIZE / (1024.0 * 1024.0) /
 					     ((started - l.prev_start) / 1e9)
 				   : 0;
 		l.prev_start = started;
 		/* a cut-over now would freeze for about one such dump (and its transfer) */
-		print_row(dir + strlen(l.a.dir) + 1, &rep, rate,
-			  rep.total_ns / 1e6 + link_seconds(&l, rep.pages_written * PAGE_SIZE) * 1e3);
+		print_row(dir + strlen(l.a.dir) + 1, repp, rate,
+			  repp->total_ns / 1e6 + link_seconds(&l, repp->pages_written * PAGE_SIZE) * 1e3);
 		if (stop_requested)
 			break;
-		if (l.iters > 1 && done_iterating(&l, &rep))
+		if (l.iters > 1 && done_iterating(&l, repp))
 			break;
 		if (l.iters == 1)
-			l.prev_present = rep.pages_written;
+			l.prev_present = repp->pages_written;
 		if (l.iters >= l.a.max_iters) {
 			l.verdict = "--max-iters reached";
 			break;
 		}
-		wait_s = l.a.link_mbps > 0 ? link_seconds(&l, rep.pages_written * PAGE_SIZE)
+		wait_s = l.a.link_mbps > 0 ? link_seconds(&l, repp->pages_written * PAGE_SIZE)
 					   : l.a.interval_ms / 1000.0;
 		wait_interval(wait_s);
 		if (stop_requested)
@@ -256,7 +264,7 @@ int cmd_precopy(int argc, char **argv)
 	if (stop_requested)
 		return interrupted(&l, NULL);
 	/* the last iteration's pages take their interval (or transfer) too */
-	wait_interval(l.a.link_mbps > 0 ? link_seconds(&l, rep.pages_written * PAGE_SIZE)
+	wait_interval(l.a.link_mbps > 0 ? link_seconds(&l, repp->pages_written * PAGE_SIZE)
 					 : l.a.interval_ms / 1000.0);
 	if (stop_requested)
 		return interrupted(&l, NULL);
@@ -265,20 +273,30 @@ int cmd_precopy(int argc, char **argv)
 	rq.parent = l.last_dir;
 	rq.leave_stopped = l.a.then == THEN_LEAVE_STOPPED || l.a.then == THEN_KILL;
 	rq.freeze = !rq.leave_stopped;
-	if (dump_held(&rq, &final))
+	if (dump_held(&rq, finalp))
 		return report_error();
-	l.bytes_total += final.pages_written * PAGE_SIZE;
-	snprintf(l.last_dir, sizeof(l.last_dir), "%s", final.dir);
-	print_row("final", &final, 0, final.freeze_us / 1e3);
+	l.bytes_total += finalp->pages_written * PAGE_SIZE;
+	snprintf(l.last_dir, sizeof(l.last_dir), "%s", finalp->dir);
+	print_row("final", finalp, 0, finalp->freeze_us / 1e3);
 	if (stop_requested) {
 		/* interrupted during the final dump: it is complete, the target runs on */
-		if (final.left_stopped)
-			kill(l.a.pid, SIGCONT);
-		return interrupted(&l, &final);
+		if (finalp->left_stopped)
+			signal_tree(finalp, SIGCONT);
+		return interrupted(&l, finalp);
 	}
 	if (l.a.then == THEN_KILL)
-		kill(l.a.pid, SIGKILL);
-	print_summary(&l, &final, false, l.a.then == THEN_KILL ? "killed"
-					 : final.left_stopped ? "stopped" : "running");
+		signal_tree(finalp, SIGKILL);
+	print_summary(&l, finalp, false, l.a.then == THEN_KILL ? "killed"
+					 : finalp->left_stopped ? "stopped" : "running");
 	return DT_EXIT_OK;
+}
+
+int cmd_precopy(int argc, char **argv)
+{
+	struct dump_report rep = { 0 }, final = { 0 };
+	int r = precopy(argc, argv, &rep, &final);
+
+	dump_report_free(&rep);
+	dump_report_free(&final);
+	return r;
 }

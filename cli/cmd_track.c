@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* start, stop, status: turning tracking on and off, and looking at it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -8,6 +9,7 @@
 #include "cli/cli.h"
 #include "lib/util.h"
 #include "tracker/tracker.h"
+#include "tracker/tree.h"
 
 struct vma_totals {
 	int n[3];
@@ -80,19 +82,19 @@ static const char *state_name(enum vma_track_state st)
 	return names[st];
 }
 
-int cmd_start(int argc, char **argv)
+static int start_one(const struct args *args, pid_t pid, bool *started)
 {
 	struct tracker t;
 	struct vma_totals tot;
-	struct args a;
+	struct args a = *args;
 	bool already;
 	char size[32];
-	int r = parse_args(argc, argv, &a);
+	int r;
 
-	if (r)
-		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	a.pid = pid;
 	if (tracker_start(a.pid, a.backend, true, &t, &already))
-		return report_error();
+		return -1;
+	*started = !already;
 	if (already) {
 		struct range_set dirty = RANGE_SET_INIT;
 
@@ -100,7 +102,7 @@ int cmd_start(int argc, char **argv)
 		range_set_free(&dirty);
 		if (r) {
 			tracker_close(&t);
-			return report_error();
+			return -1;
 		}
 	}
 	count_vmas(&t, &tot);
@@ -126,28 +128,132 @@ int cmd_start(int argc, char **argv)
 		       tot.n[VMA_SKIPPED], a.pid, t.holder.holder_pid, t.collect_ns / 1e6);
 	}
 	tracker_close(&t);
-	return DT_EXIT_OK;
+	return 0;
 }
 
-int cmd_stop(int argc, char **argv)
+/*
+ * --tree: every process of the tree, each as one process would be, in a
+ * "processes" array under the root's pid.  A process (not the root) that
+ * exits meanwhile is left out.
+ */
+static int tree_begin(const struct args *a, struct proc_tree *t)
 {
+	if (a->tree ? tree_scan(a->pid, t) : tree_single(a->pid, t))
+		return -1;
+	if (a->tree && json_output) {
+		json_hold(&jw);
+		json_object_begin(&jw, NULL);
+		json_i64(&jw, "pid", a->pid);
+		json_bool(&jw, "tree", true);
+		json_array_begin(&jw, "processes");
+	}
+	return 0;
+}
+
+static void tree_end(const struct args *a, struct proc_tree *t)
+{
+	if (a->tree && json_output) {
+		json_array_end(&jw);
+		json_object_end(&jw);
+		json_release(&jw, true);
+	}
+	tree_free(t);
+}
+
+static bool gone_from_tree(int i)
+{
+	if (!i || dt_err_kind() != DT_EXIT_GONE)
+		return false;
+	dt_err_clear();
+	return true;
+}
+
+int cmd_start(int argc, char **argv)
+{
+	struct proc_tree tree;
 	struct args a;
-	int r = parse_args(argc, argv, &a);
+	bool *started;
+	int r = parse_args(argc, argv, &a), err = 0;
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
-	r = tracker_stop(a.pid);
-	if (r < 0)
+	if (a.tree ? tree_scan(a.pid, &tree) : tree_single(a.pid, &tree))
 		return report_error();
+	/* all or nothing: every process must be ours to trace before any is injected */
+	for (int i = 0; i < tree.n; i++)
+		if (tracker_check_access(tree.p[i].pid) && !gone_from_tree(i)) {
+			if (i)
+				dt_err_prefix("process %d of the tree of %d: ", tree.p[i].pid, a.pid);
+			tree_free(&tree);
+			return report_error();
+		}
+	tree_free(&tree);
+	if (tree_begin(&a, &tree))
+		return report_error();
+	started = xcalloc((size_t)tree.n, sizeof(*started));
+	for (int i = 0; i < tree.n && !err; i++)
+		if (start_one(&a, tree.p[i].pid, &started[i]) && !gone_from_tree(i))
+			err = -1;
+	if (err) {
+		struct dt_err_saved first;
+
+		dt_err_save(&first);
+		for (int i = 0; i < tree.n; i++)
+			if (started[i])
+				tracker_stop(tree.p[i].pid);
+		dt_err_restore(&first);
+		json_release(&jw, false);
+	} else {
+		tree_end(&a, &tree);
+	}
+	free(started);
+	tree_free(&tree);
+	return err ? report_error() : DT_EXIT_OK;
+}
+
+static int stop_one(pid_t pid)
+{
+	int r = tracker_stop(pid);
+
+	if (r < 0)
+		return -1;
 	if (json_output) {
 		json_object_begin(&jw, NULL);
-		json_i64(&jw, "pid", a.pid);
+		json_i64(&jw, "pid", pid);
 		json_bool(&jw, "was_tracked", r == 1);
 		json_object_end(&jw);
 	} else {
 		printf(r ? "stopped tracking process %d\n"
-			 : "process %d was not tracked: nothing to do\n", a.pid);
+			 : "process %d was not tracked: nothing to do\n", pid);
 	}
+	return 0;
+}
+
+int cmd_stop(int argc, char **argv)
+{
+	struct proc_tree tree;
+	struct args a;
+	int r = parse_args(argc, argv, &a), err = 0;
+
+	if (r)
+		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	if (!a.tree)
+		return stop_one(a.pid) ? report_error() : DT_EXIT_OK;
+	if (tree_begin(&a, &tree))
+		return report_error();
+	/* every one we can: one that fails does not keep the others tracked */
+	for (int i = 0; i < tree.n; i++)
+		if (stop_one(tree.p[i].pid) && !gone_from_tree(i) && !err) {
+			err = -1;
+			dt_err_prefix("process %d: ", tree.p[i].pid);
+			break;
+		}
+	if (err) {
+		json_release(&jw, false);
+		tree_free(&tree);
+		return report_error();
+	}
+	tree_end(&a, &tree);
 	return DT_EXIT_OK;
 }
 
@@ -203,23 +309,25 @@ static uint64_t pages_in(const struct range_set *s, uint64_t start, uint64_t end
 	return n;
 }
 
-int cmd_status(int argc, char **argv)
+static int status_one(const struct args *args, pid_t pid)
 {
 	struct range_set dirty = RANGE_SET_INIT;
 	struct vma_totals tot;
 	struct tracker t;
-	struct args a;
+	struct args a = *args;
 	char size[32], since[64];
-	int r = parse_args(argc, argv, &a);
 
-	if (r)
-		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
-	if (tracker_open(a.pid, a.backend, &t))
-		return t.untracked ? status_off(a.pid, &t) : report_error();
+	a.pid = pid;
+	if (tracker_open(a.pid, a.backend, &t)) {
+		if (!t.untracked)
+			return -1;
+		status_off(a.pid, &t);
+		return 0;
+	}
 	if (tracker_collect(&t, false, &dirty)) {
 		range_set_free(&dirty);
 		tracker_close(&t);
-		return report_error();
+		return -1;
 	}
 	count_vmas(&t, &tot);
 	if (json_output) {
@@ -284,5 +392,27 @@ int cmd_status(int argc, char **argv)
 	}
 	range_set_free(&dirty);
 	tracker_close(&t);
+	return 0;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	struct proc_tree tree;
+	struct args a;
+	int r = parse_args(argc, argv, &a);
+
+	if (r)
+		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
+	if (!a.tree)
+		return status_one(&a, a.pid) ? report_error() : DT_EXIT_OK;
+	if (tree_begin(&a, &tree))
+		return report_error();
+	for (int i = 0; i < tree.n; i++)
+		if (status_one(&a, tree.p[i].pid) && !gone_from_tree(i)) {
+			json_release(&jw, false);
+			tree_free(&tree);
+			return report_error();
+		}
+	tree_end(&a, &tree);
 	return DT_EXIT_OK;
 }

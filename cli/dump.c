@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
  * dump: the pipeline target -> tracker (collect) -> dirty ranges -> content
- * and plan -> page reader -> sink -> image files.  A full dump stores every
- * page with content; an incremental one stores the pages written since its
- * parent and points at the parent for the rest, only where the parent
- * really holds them.
+ * and plan -> page reader -> sink -> image files, for a tree of processes
+ * (one, without --tree).  A full dump stores every page with content; an
+ * incremental one stores the pages written since its parent and points at
+ * the parent for the rest, only where the parent really holds them.
+ *
+ * Each process has its private memory in pagemap-PID.img; each shared
+ * object (shared anonymous memory, SysV, memfd, /dev/shm) is stored once
+ * for the whole tree in pagemap-shmem-SHMID.img, by offset in the object.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +18,7 @@
 #include <sys/ptrace.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -23,39 +29,79 @@
 #include "image/meta.h"
 #include "image/sink.h"
 #include "lib/util.h"
+#include "mm.pb-c.h"
 #include "pagemap/content.h"
+#include "pstree.pb-c.h"
 #include "tracker/memread.h"
 #include "tracker/seize.h"
 #include "tracker/tracker.h"
+#include "tracker/tree.h"
 
-struct dump_job {
-	struct dump_request a;
+/* One process of the tree. */
+struct proc_job {
+	pid_t pid;
+	int index;			/* in the job's tree */
 	struct tracker t;
-	struct dump_chain parent;	/* empty for a full dump */
-	struct dump_identity parent_id;
-	struct dump_identity id;
-	struct dump_dir dir;
-	struct dir_sink sink;
+	bool tracked;			/* t is a tracking session (not a look) */
+	bool started_tracking;		/* tracking was off: this dump turned it on */
+	bool full;			/* stored whole: no page in the parent */
+	const char *note;		/* why it is stored whole, when it could have been not */
+	const struct dump_proc *in_parent_dump;	/* the same process in the parent, if any */
 	struct seized frozen;
 	bool is_frozen;
 	struct thread_regs *regs;
 	int nregs;
 	struct sigqueue shared;		/* the process's pending signals, when frozen */
-	struct range_set dirty, content, shmem, present, in_parent;
-	struct dump_stats stats;
-	const char *note;		/* why a full dump was taken */
-	bool started_tracking;		/* tracking was off: this dump turned it on */
+	struct range_set dirty, content, present, in_parent;
 	uint64_t vanished;		/* pages unmapped while a running target was read */
-	uint64_t copied, to_copy;	/* bytes, for the progress callback */
+	uint64_t pages_written, pages_scanned;
+	bool gone;			/* exited during the dump: left out */
+	bool forks_known;		/* the holder counted every fork (process events) */
+	uint64_t forks;			/* ... as of the collection */
 };
 
-static void set_free_all(struct dump_job *j)
+/* Where a shared object shows: a mapping of one process. */
+struct shm_window {
+	int proc;
+	uint64_t start, end, pgoff;
+};
+
+struct shm_obj {
+	uint64_t shmid;			/* the inode */
+	unsigned int dev_major, dev_minor;
+	bool sysv, anon;		/* SysV segment; shared anonymous memory */
+	struct shm_window *w;
+	int nw;
+	struct range_set content, dirty, present, in_parent;	/* offsets in the object */
+	bool exact;			/* its holes are known (we can open the object) */
+	bool incremental;		/* written pages known: the rest is in the parent */
+	const char *whole_because;	/* why not */
+	uint64_t vanished, pages_written;
+};
+
+struct dump_job {
+	struct dump_request a;
+	struct proc_tree tree;
+	struct proc_job **p;		/* each its own: a tracker must not move */
+	int n;
+	struct shm_obj *shm;
+	int nshm;
+	struct dump_chain parent;	/* empty for a full dump */
+	struct dump_identity parent_id;
+	struct dump_identity id;
+	struct dump_dir dir;
+	bool is_frozen;
+	struct dump_stats stats;
+	const char *note;		/* why the root is stored whole */
+	uint64_t copied, to_copy;	/* bytes, for the progress callback */
+	struct dir_sink *sink;		/* the one being written */
+	uint32_t next_pages_id;
+};
+
+static void set_add(struct range_set *s, uint64_t start, uint64_t end)
 {
-	range_set_free(&j->dirty);
-	range_set_free(&j->content);
-	range_set_free(&j->shmem);
-	range_set_free(&j->present);
-	range_set_free(&j->in_parent);
+	if (range_set_add(s, start, end))
+		die_oom();
 }
 
 /*
@@ -63,60 +109,70 @@ static void set_free_all(struct dump_job *j)
  * collection since: only then is "not written since" the same as "as in
  * the parent".
  */
-static const char *parent_mismatch(const struct dump_job *j)
+static const char *parent_mismatch(const struct proc_job *pj, const PstreeEntry *pe,
+				   const char *parent_dump_id)
 {
-	const struct dump_identity *p = &j->parent_id;
-	const struct session *s = &j->t.sess;
+	const struct session *s = &pj->t.sess;
 
-	if (p->pid != j->t.pid)
-		return "it is a dump of another process";
-	if (p->start_time != j->t.stat.start_time)
-		return "it is a dump of an earlier process with the same pid";
-	if (p->uffd_ino != s->uffd_ino)
+	if (!pe->has_dt_uffd_ino || !pe->dt_uffd_ino)
+		return "it was taken without a tracking session (--no-track, or not tracked then)";
+	if (pe->dt_uffd_ino != s->uffd_ino)
 		return "it was taken in another tracking session (tracking was restarted since)";
 	if (s->pending)
 		return "a collection for a dump that never completed consumed the written pages "
 		       "since (a dump killed or failed half way)";
-	if (p->generation != s->generation)
+	if (pe->dt_generation != s->generation)
 		return "it is not the latest collection of this session (another dump or a watch "
 		       "consumed the written pages since)";
-	if (s->last_dump[0] && strcmp(s->last_dump, p->id))
+	if (s->last_dump[0] && strcmp(s->last_dump, parent_dump_id))
 		return "it is not the last dump of this session";
 	return NULL;
 }
 
 static int open_parent(struct dump_job *j)
 {
-	const char *why;
+	struct proc_stat st;
 
-	if (chain_open(&j->parent, j->a.parent) || meta_read_identity(&j->parent.d[0], &j->parent_id))
+	if (chain_open(&j->parent, j->a.parent) ||
+	    meta_read_identity(&j->parent.d[0], &j->parent_id))
 		return -1;
-	why = parent_mismatch(j);
-	if (!why)
-		return 0;
-	if (!j->a.full_if_needed)
-		return dt_err(DT_EXIT_ERROR, "cannot dump incrementally on %s: %s%s", j->a.parent, why,
-			      command_has_option("full-if-needed")
+	if (proc_stat_read(j->a.pid, &st))
+		return -1;
+	if (j->parent_id.pid != j->a.pid || j->parent_id.start_time != st.start_time) {
+		const char *why = j->parent_id.pid != j->a.pid
+					  ? "it is a dump of another process"
+					  : "it is a dump of an earlier process with the same pid";
+
+		if (!j->a.full_if_needed)
+			return dt_err(DT_EXIT_ERROR, "cannot dump incrementally on %s: %s%s",
+				      j->a.parent, why, command_has_option("full-if-needed")
 				      ? " (use --full-if-needed to take a full dump instead)" : "");
-	j->note = why;
-	chain_close(&j->parent);
+		j->note = why;
+		chain_close(&j->parent);
+	}
 	return 0;
 }
 
-/* A full dump needs about the process's anonymous and shared memory. */
+/* A full dump needs about the tree's anonymous and shared memory. */
 static int check_space(struct dump_job *j)
 {
-	uint64_t anon = 0, shmem = 0;
+	uint64_t need = 0, avail;
 	struct statvfs fs;
-	uint64_t need, avail;
 	char a[32], b[32];
 
 	if (j->a.parent || fstatvfs(j->dir.fd, &fs))
 		return 0;
-	if (proc_status_read(j->a.pid, "RssAnon", 10, &anon) < 0 ||
-	    proc_status_read(j->a.pid, "RssShmem", 10, &shmem) < 0)
-		return -1;
-	need = (anon + shmem) * 1024;
+	for (int i = 0; i < j->tree.n; i++) {
+		uint64_t anon = 0, shmem = 0;
+
+		if (proc_status_read(j->tree.p[i].pid, "RssAnon", 10, &anon) < 0 ||
+		    proc_status_read(j->tree.p[i].pid, "RssShmem", 10, &shmem) < 0) {
+			if (i && dt_err_kind() == DT_EXIT_GONE)
+				continue;
+			return -1;
+		}
+		need += (anon + shmem) * 1024;
+	}
 	avail = (uint64_t)fs.f_bavail * fs.f_frsize;
 	if (need <= avail)
 		return 0;
@@ -126,109 +182,244 @@ static int check_space(struct dump_job *j)
 		      "are free", j->a.dir, a, b);
 }
 
-static int open_tracking(struct dump_job *j)
+static int start_tracking(struct dump_job *j, struct proc_job *pj)
 {
 	bool already = true;
-	int err;
+	int err = tracker_start(pj->pid, j->a.backend, true, &pj->t, &already);
 
-	if (!j->a.parent) {
-		err = tracker_start(j->a.pid, j->a.backend, true, &j->t, &already);
-	} else if (tracker_open(j->a.pid, j->a.backend, &j->t)) {
-		if (!j->t.untracked || !j->a.full_if_needed)
-			return -1;
-		j->note = j->t.lost ? "tracking was lost (its holder is gone)"
-				    : "the process was not tracked";
-		err = tracker_start(j->a.pid, j->a.backend, true, &j->t, &already);
-	} else {
-		return open_parent(j);
-	}
-	j->started_tracking = !err && !already;
+	pj->tracked = !err;
+	pj->started_tracking = !err && !already;
+	pj->full = true;
 	return err;
 }
 
-static int freeze(struct dump_job *j)
+/*
+ * One process's tracking, and whether it can be dumped incrementally:
+ * only the very process of the parent dump, in the same session, right
+ * after the parent's collection.  The root follows the user's word
+ * (--full-if-needed); a process new in the tree is simply stored whole.
+ */
+static int open_tracking(struct dump_job *j, struct proc_job *pj, bool root)
 {
-	uint64_t t0 = now_ns();
+	const struct dump_proc *pp = NULL;
+	const char *why;
 
-	if (seize_all(j->a.pid, &j->frozen))
+	if (j->a.no_track) {
+		pj->full = true;
+		return tracker_look(pj->pid, &pj->t);
+	}
+	if (!j->parent.n)
+		return start_tracking(j, pj);
+	pp = dump_proc_find(&j->parent.d[0], (unsigned int)pj->pid);
+	if (!root && (!pp || !pp->pstree->has_dt_start_time ||
+		      pp->pstree->dt_start_time != j->tree.p[pj->index].start_time)) {
+		pj->note = "new in the tree since the parent dump";
+		return start_tracking(j, pj);
+	}
+	if (tracker_open(pj->pid, j->a.backend, &pj->t)) {
+		if (!pj->t.untracked)
+			return -1;
+		why = pj->t.lost ? "tracking was lost (its holder is gone)"
+				 : "the process was not tracked";
+		if (root && !j->a.full_if_needed)
+			return -1;
+		tracker_close(&pj->t);
+		pj->note = why;
+		if (root)
+			chain_close(&j->parent);
+		return start_tracking(j, pj);
+	}
+	pj->tracked = true;
+	why = pp ? parent_mismatch(pj, pp->pstree, j->parent_id.id)
+		 : "it is not in the parent dump";
+	if (!why) {
+		pj->in_parent_dump = pp;
+		return 0;
+	}
+	if (!j->a.full_if_needed) {
+		const char *hint = command_has_option("full-if-needed")
+					   ? " (use --full-if-needed to take a full dump instead)" : "";
+
+		if (root)
+			return dt_err(DT_EXIT_ERROR, "cannot dump incrementally on %s: %s%s",
+				      j->a.parent, why, hint);
+		return dt_err(DT_EXIT_ERROR, "cannot dump process %d of the tree incrementally on "
+			      "%s: %s%s", pj->pid, j->a.parent, why, hint);
+	}
+	pj->note = why;
+	pj->full = true;
+	/* the root stored whole: a full dump, with no parent at all */
+	if (root)
+		chain_close(&j->parent);
+	return 0;
+}
+
+static struct proc_job *add_proc(struct dump_job *j, pid_t pid)
+{
+	struct proc_job *pj;
+
+	j->p = xrealloc(j->p, (size_t)(j->n + 1) * sizeof(*j->p));
+	pj = j->p[j->n] = xcalloc(1, sizeof(*pj));
+	pj->index = j->n++;
+	pj->pid = pid;
+	pj->t.lock_fd = pj->t.lease_fd = pj->t.uffd = pj->t.scan.fd = -1;
+	pj->t.pid = pid;
+	return pj;
+}
+
+/* A process of the tree (not the root) that exits meanwhile just leaves it. */
+static bool left_the_tree(struct proc_job *pj, int i)
+{
+	if (!i || dt_err_kind() != DT_EXIT_GONE)
+		return false;
+	dt_err_clear();
+	pj->gone = true;
+	return true;
+}
+
+static int open_all(struct dump_job *j)
+{
+	/* all or nothing: every process must be ours before any is injected */
+	for (int i = 1; i < j->tree.n; i++)
+		if (tracker_check_access(j->tree.p[i].pid) && dt_err_kind() != DT_EXIT_GONE) {
+			dt_err_prefix("process %d of the tree of %d: ", j->tree.p[i].pid, j->a.pid);
+			return -1;
+		}
+	dt_err_clear();
+	for (int i = 0; i < j->tree.n; i++) {
+		struct proc_job *pj = add_proc(j, j->tree.p[i].pid);
+
+		if (i && tracker_check_access(pj->pid)) {
+			if (left_the_tree(pj, i))
+				continue;
+			dt_err_prefix("process %d of the tree of %d: ", pj->pid, j->a.pid);
+			return -1;
+		}
+		if (open_tracking(j, pj, i == 0)) {
+			if (left_the_tree(pj, i))
+				continue;
+			return -1;
+		}
+		pj->t.hold_journal = true;
+		pj->t.want_io = j->a.freeze || j->a.leave_stopped;
+	}
+	if (j->note && !j->p[0]->note)
+		j->p[0]->note = j->note;
+	return 0;
+}
+
+static int freeze_one(struct proc_job *pj)
+{
+	if (seize_all(pj->pid, &pj->frozen))
 		return -1;
-	j->is_frozen = true;
-	j->stats.freezing_us = (now_ns() - t0) / 1000;
-	j->regs = xcalloc(j->frozen.n, sizeof(*j->regs));
-	j->nregs = j->frozen.n;
-	for (int i = 0; i < j->frozen.n; i++) {
-		struct thread_regs *r = &j->regs[i];
+	pj->is_frozen = true;
+	pj->regs = xcalloc(pj->frozen.n, sizeof(*pj->regs));
+	pj->nregs = pj->frozen.n;
+	for (int i = 0; i < pj->frozen.n; i++) {
+		struct thread_regs *r = &pj->regs[i];
 
-		r->tid = j->frozen.tids[i];
+		r->tid = pj->frozen.tids[i];
 		r->valid = ptrace(PTRACE_GETREGS, r->tid, 0, &r->regs) == 0 &&
 			   ptrace(PTRACE_GETFPREGS, r->tid, 0, &r->fpregs) == 0;
 	}
 	return 0;
 }
 
-/* What is pending as we let go: it stays pending; the dump says what it was. */
-static int peek_pending(struct dump_job *j)
+/*
+ * The whole tree stops before any memory is read.  A child forked before
+ * its parent stopped is found by a walk after and stopped too: it is
+ * stored whole, untracked (its parent's tracer is us, now).
+ */
+static int freeze(struct dump_job *j)
 {
-	for (int i = 0; i < j->nregs; i++) {
-		struct thread_regs *r = &j->regs[i];
+	uint64_t t0 = now_ns();
+
+	for (int i = 0; i < j->n; i++) {
+		if (j->p[i]->gone)
+			continue;
+		if (freeze_one(j->p[i])) {
+			if (left_the_tree(j->p[i], i))
+				continue;
+			return -1;
+		}
+	}
+	j->is_frozen = true;
+	while (j->a.tree) {
+		struct proc_tree now;
+		int before = j->n;
+
+		if (tree_scan(j->a.pid, &now))
+			return -1;
+		for (int k = 0; k < now.n; k++) {
+			struct proc_job *pj;
+			bool known = false;
+
+			for (int i = 0; i < j->n && !known; i++)
+				known = j->p[i]->pid == now.p[k].pid && !j->p[i]->gone;
+			if (known)
+				continue;
+			j->tree.p = xrealloc(j->tree.p, (size_t)(j->tree.n + 1) * sizeof(*j->tree.p));
+			j->tree.p[j->tree.n++] = now.p[k];
+			pj = add_proc(j, now.p[k].pid);
+			pj->full = true;
+			pj->note = "forked while the tree was being stopped";
+			if (tracker_look(pj->pid, &pj->t) || freeze_one(pj)) {
+				if (!left_the_tree(pj, j->n - 1)) {
+					tree_free(&now);
+					return -1;
+				}
+			}
+		}
+		tree_free(&now);
+		if (j->n == before)
+			break;
+	}
+	j->stats.freezing_us = (now_ns() - t0) / 1000;
+	return 0;
+}
+
+/* What is pending as we let go: it stays pending; the dump says what it was. */
+static int peek_pending(struct proc_job *pj)
+{
+	for (int i = 0; i < pj->nregs; i++) {
+		struct thread_regs *r = &pj->regs[i];
 
 		r->pending.n = seize_peek_signals(r->tid, false, &r->pending.sig);
 		if (r->pending.n < 0)
 			return -1;
 	}
-	j->shared.n = seize_peek_signals(j->regs[0].tid, true, &j->shared.sig);
-	return j->shared.n < 0 ? -1 : 0;
+	pj->shared.n = seize_peek_signals(pj->regs[0].tid, true, &pj->shared.sig);
+	return pj->shared.n < 0 ? -1 : 0;
 }
 
 static int stop_and_peek(struct dump_job *j)
 {
-	/* left stopped: into group stop first, so that the record is the final word */
-	if (j->a.leave_stopped && seize_group_stop(&j->frozen))
-		return dt_err(DT_EXIT_ERROR, "process %d could not be left in group stop",
-			      j->a.pid);
-	return peek_pending(j);
+	for (int i = 0; i < j->n; i++) {
+		struct proc_job *pj = j->p[i];
+
+		if (!pj->is_frozen)
+			continue;
+		/* left stopped: into group stop first, so that the record is the final word */
+		if (j->a.leave_stopped && seize_group_stop(&pj->frozen))
+			return dt_err(DT_EXIT_ERROR, "process %d could not be left in group stop",
+				      pj->pid);
+		if (peek_pending(pj))
+			return -1;
+	}
+	return 0;
 }
 
 static void thaw(struct dump_job *j, uint64_t frozen_at)
 {
 	if (!j->is_frozen)
 		return;
-	seize_release(&j->frozen, j->a.leave_stopped);
+	for (int i = 0; i < j->n; i++)
+		if (j->p[i]->is_frozen) {
+			seize_release(&j->p[i]->frozen, j->a.leave_stopped);
+			j->p[i]->is_frozen = false;
+		}
 	j->is_frozen = false;
 	j->stats.frozen_us = (now_ns() - frozen_at) / 1000;
-}
-
-/* What to store: content, split into present and in-parent. */
-static int plan(struct dump_job *j)
-{
-	struct range_set maybe_parent = RANGE_SET_INIT, tmp = RANGE_SET_INIT, cover = RANGE_SET_INIT;
-
-	for (size_t i = 0; i < j->t.vmas.n; i++) {
-		const struct vma *v = &j->t.vmas.v[i];
-
-		if (content_of_vma(&j->t.scan, v, &j->content))
-			return -1;
-		/* shared memory can change without our page tables: store it */
-		if (v->kind == VMA_SHMEM && range_set_add(&j->shmem, v->start, v->end))
-			die_oom();
-	}
-	j->stats.pages_scanned = range_set_pages(&j->content);
-	if (!j->parent.n) {
-		if (range_set_copy(&j->present, &j->content))
-			die_oom();
-		return 0;
-	}
-	dump_covered(&j->parent.d[0], &cover);
-	if (range_set_subtract(&tmp, &j->content, &j->dirty) ||
-	    range_set_subtract(&maybe_parent, &tmp, &j->shmem) ||
-	    range_set_intersect(&j->in_parent, &maybe_parent, &cover) ||
-	    range_set_subtract(&j->present, &j->content, &j->in_parent))
-		die_oom();
-	range_set_free(&maybe_parent);
-	range_set_free(&tmp);
-	range_set_free(&cover);
-	j->stats.pages_skipped_parent = range_set_pages(&j->in_parent);
-	return 0;
 }
 
 static int check_interrupted(const struct dump_job *j)
@@ -243,7 +434,7 @@ static int check_interrupted(const struct dump_job *j)
  * added them), VmPin beyond them and I/O in flight in a frozen dump are
  * warnings in the report, errors with --strict.
  */
-static int check_unseen(const struct dump_job *j)
+static int check_unseen(const struct dump_job *j, const struct proc_job *pj)
 {
 	struct pinned pin, *p = &pin;
 	struct vma_list l;
@@ -254,25 +445,342 @@ static int check_unseen(const struct dump_job *j)
 	/* before the collection: a refusal must not consume the written pages */
 	if (!j->a.strict)
 		return 0;
-	if (vma_list_read(j->a.pid, &l))
+	if (vma_list_read(pj->pid, &l))
 		return -1;
-	err = pinned_read(j->a.pid, &l, j->is_frozen, p);
+	err = pinned_read(pj->pid, &l, pj->is_frozen, p);
 	vma_list_free(&l);
 	if (err)
 		return -1;
 	unexplained = pinned_unattributed(p);
-	in_flight = j->is_frozen && (p->io_uring_queued || p->aio_contexts);
+	in_flight = pj->is_frozen && (p->io_uring_queued || p->aio_contexts);
 	pinned_free(p);
 	if (unexplained)
 		return dt_err(DT_EXIT_ERROR, "process %d has %llu KiB of pinned memory that no "
 			      "io_uring buffer explains (RDMA, vfio?): the kernel may write it unseen "
-			      "(--strict)", j->a.pid, (unsigned long long)(unexplained / 1024));
+			      "(--strict)", pj->pid, (unsigned long long)(unexplained / 1024));
 	if (in_flight)
 		return dt_err(DT_EXIT_ERROR, "process %d has asynchronous I/O that may be in flight "
 			      "(%d io_uring submissions queued, %d Linux AIO contexts): the frozen dump "
-			      "may miss its writes (--strict)", j->a.pid, p->io_uring_queued,
+			      "may miss its writes (--strict)", pj->pid, p->io_uring_queued,
 			      p->aio_contexts);
 	return 0;
+}
+
+static int collect(struct dump_job *j)
+{
+	for (int i = 0; i < j->n; i++) {
+		struct proc_job *pj = j->p[i];
+
+		if (pj->gone)
+			continue;
+		if (check_interrupted(j) || check_unseen(j, pj))
+			return -1;
+		if (pj->tracked ? tracker_collect(&pj->t, true, &pj->dirty) : 0) {
+			if (left_the_tree(pj, i))
+				continue;
+			return -1;
+		}
+	}
+	/* after the collection: a child forked before it is counted */
+	for (int i = 0; i < j->n; i++) {
+		struct proc_job *pj = j->p[i];
+		struct holder_info h;
+
+		if (pj->gone || !pj->tracked ||
+		    holder_query(pj->pid, pj->t.stat.start_time, &h, NULL) != 1)
+			continue;
+		pj->forks_known = h.events == HOLDER_EVENTS_CONNECTOR && !h.events_lost &&
+				  h.uffd_ino == pj->t.sess.uffd_ino;
+		pj->forks = h.forks;
+	}
+	dt_err_clear();
+	return 0;
+}
+
+static struct shm_obj *shm_of(struct dump_job *j, const struct vma *v)
+{
+	struct shm_obj *o;
+
+	for (int k = 0; k < j->nshm; k++)
+		if (j->shm[k].shmid == v->inode)
+			return &j->shm[k];
+	j->shm = xrealloc(j->shm, (size_t)(j->nshm + 1) * sizeof(*j->shm));
+	o = &j->shm[j->nshm++];
+	memset(o, 0, sizeof(*o));
+	o->shmid = v->inode;
+	o->dev_major = v->dev_major;
+	o->dev_minor = v->dev_minor;
+	o->sysv = !strncmp(v->path, "/SYSV", 5);
+	o->anon = !strncmp(v->path, "/dev/zero", 9) || !strncmp(v->path, "[anon_shmem:", 12) ||
+		  !*v->path;
+	return o;
+}
+
+/* Address range [s, e) of window w, as offsets in its object, into out. */
+static void to_offsets(const struct shm_window *w, const struct range_set *in,
+		       struct range_set *out)
+{
+	range_set_for_each(r, in) {
+		uint64_t s = r->start > w->start ? r->start : w->start;
+		uint64_t e = r->end < w->end ? r->end : w->end;
+
+		if (s < e)
+			set_add(out, w->pgoff + (s - w->start), w->pgoff + (e - w->start));
+	}
+}
+
+/* Content of each process's private memory, and each shared object's windows. */
+static int find_content(struct dump_job *j)
+{
+	for (int i = 0; i < j->n; i++) {
+		struct proc_job *pj = j->p[i];
+
+		if (pj->gone)
+			continue;
+		for (size_t k = 0; k < pj->t.vmas.n; k++) {
+			const struct vma *v = &pj->t.vmas.v[k];
+			struct range_set c = RANGE_SET_INIT;
+			struct shm_obj *o;
+			struct shm_window *w;
+
+			if (v->kind != VMA_SHMEM) {
+				if (content_of_vma(&pj->t.scan, v, &pj->content))
+					return -1;
+				continue;
+			}
+			o = shm_of(j, v);
+			if (o->dev_major != v->dev_major || o->dev_minor != v->dev_minor)
+				return dt_err(DT_EXIT_ERROR, "two shared memory objects of process %d "
+					      "have inode %llu on different devices: they cannot be told "
+					      "apart in one dump", pj->pid,
+					      (unsigned long long)v->inode);
+			if (!o->nw && !dt_simulate_missing("shmem_objects")) {
+				int fd = shmem_object_open(pj->pid, v);
+
+				o->exact = fd >= 0;
+				if (fd >= 0)
+					close(fd);
+			}
+			o->w = xrealloc(o->w, (size_t)(o->nw + 1) * sizeof(*o->w));
+			w = &o->w[o->nw++];
+			*w = (struct shm_window){ i, v->start, v->end, v->pgoff };
+			if (content_of_vma(&pj->t.scan, v, &c)) {
+				range_set_free(&c);
+				return -1;
+			}
+			to_offsets(w, &c, &o->content);
+			to_offsets(w, &pj->dirty, &o->dirty);
+			range_set_free(&c);
+		}
+		pj->pages_scanned = range_set_pages(&pj->content);
+	}
+	return 0;
+}
+
+/* What to store of each process's private memory: present and in-parent. */
+static void plan_private(struct dump_job *j, struct proc_job *pj)
+{
+	struct range_set cover = RANGE_SET_INIT, maybe = RANGE_SET_INIT;
+	char name[64];
+
+	if (pj->full || !pj->in_parent_dump) {
+		if (range_set_copy(&pj->present, &pj->content))
+			die_oom();
+		return;
+	}
+	snprintf(name, sizeof(name), "pagemap-%d.img", pj->pid);
+	pm_covered(dump_pm_find(&j->parent.d[0], name), &cover);
+	if (range_set_subtract(&maybe, &pj->content, &pj->dirty) ||
+	    range_set_intersect(&pj->in_parent, &maybe, &cover) ||
+	    range_set_subtract(&pj->present, &pj->content, &pj->in_parent))
+		die_oom();
+	range_set_free(&cover);
+	range_set_free(&maybe);
+}
+
+/* The mappings of object shmid in a process of the parent dump. */
+static int parent_windows(const struct dump_proc *pp, uint64_t shmid, struct shm_window *out,
+			  int max)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < pp->mm->n_vmas; i++) {
+		const VmaEntry *v = pp->mm->vmas[i];
+
+		if (v->shmid != shmid)
+			continue;
+		if (n < max)
+			out[n] = (struct shm_window){ 0, v->start, v->end, v->pgoff };
+		n++;
+	}
+	return n;
+}
+
+/* Does a process outside the tree map object o?  Scans what we may read. */
+static bool mapped_outside(const struct dump_job *j, const struct shm_obj *o)
+{
+	char want[64], path[64];
+	struct dirent *de;
+	bool found = false;
+	DIR *d = opendir("/proc");
+	int len;
+
+	if (!d)
+		return true;
+	len = snprintf(want, sizeof(want), " %02x:%02x %llu ", o->dev_major, o->dev_minor,
+		       (unsigned long long)o->shmid);
+	while (!found && (de = readdir(d))) {
+		int pid;
+		char *text;
+		bool ours = false;
+
+		if (!parse_int(de->d_name, &pid))
+			continue;
+		for (int i = 0; i < j->n && !ours; i++)
+			ours = j->p[i]->pid == pid && !j->p[i]->gone;
+		if (ours)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+		text = read_file(path, NULL);
+		/* unreadable: another user's, which cannot share our anonymous memory */
+		if (text)
+			found = memmem(text, strlen(text), want, (size_t)len) != NULL;
+		free(text);
+	}
+	closedir(d);
+	return found;
+}
+
+/* SysV: the kernel's count of attaches must be our mappings, all of them. */
+static bool sysv_attached_elsewhere(const struct shm_obj *o)
+{
+	char *text = read_file("/proc/sysvipc/shm", NULL), *line;
+	bool other = true;
+
+	if (!text)
+		return true;
+	for (line = strchr(text, '\n'); line && *line; line = strchr(line + 1, '\n')) {
+		unsigned long long ino = 0, nattch = 0;
+
+		/* key shmid perms size cpid lpid nattch uid gid cuid cgid atime dtime ctime rss swap */
+		if (sscanf(line + 1, "%*d %*d %*o %*u %*d %*d %llu %*u %*u %*u %*u %*u %*u %*u",
+			   &nattch) != 1)
+			continue;
+		(void)ino;
+		if (nattch == (unsigned long long)o->nw) {
+			other = false;
+			break;
+		}
+	}
+	free(text);
+	return other;
+}
+
+/*
+ * Written pages of a shared object are the union of what every mapping
+ * process wrote through its page tables, provided that every process that
+ * could write it since the parent dump is one we track and its every
+ * mapping of it is one we tracked all along: the same processes, the same
+ * mappings as in the parent dump, no process outside the tree, and no way
+ * to write it other than a mapping (so shared anonymous memory and SysV,
+ * not files: write(2) bypasses page tables).
+ */
+static const char *shm_not_incremental(const struct dump_job *j, const struct shm_obj *o)
+{
+	const struct dump *par = &j->parent.d[0];
+	char name[64];
+	int mappers_then = 0;
+
+	if (!j->parent.n)
+		return "full dump";
+	snprintf(name, sizeof(name), "pagemap-shmem-%llu.img", (unsigned long long)o->shmid);
+	if (!dump_pm_find(par, name))
+		return "not in the parent dump";
+	if (!o->anon && !o->sysv)
+		return "a file: write(2) changes it without any page table";
+	/* a hole punched (MADV_REMOVE) changes it unseen: only the object shows holes */
+	if (!o->exact)
+		return "its holes cannot be seen without opening it (CAP_CHECKPOINT_RESTORE)";
+	for (int k = 0; k < o->nw; k++) {
+		const struct proc_job *pj = j->p[o->w[k].proc];
+		const struct vma *v = vma_list_find(&pj->t.vmas, o->w[k].start);
+
+		if (pj->full || !pj->in_parent_dump)
+			return "a process mapping it is new, exec'd or untracked since the parent";
+		/* a child it forked shares it: it may have written it and gone */
+		if (!pj->forks_known || !pj->in_parent_dump->pstree->has_dt_forks)
+			return "without process events, a child that wrote it and exited is unseen";
+		if (pj->in_parent_dump->pstree->dt_forks != pj->forks)
+			return "a process mapping it forked since the parent (the child may have "
+			       "written it)";
+		for (size_t i = 0; i < pj->t.vmas.n; i++)
+			if (&pj->t.vmas.v[i] == v && pj->t.track[i].state != VMA_TRACKED)
+				return "a mapping of it is not tracked (new since the parent, or skipped)";
+		if (range_set_overlaps(&pj->t.pinned.ranges, o->w[k].start, o->w[k].end))
+			return "pinned pages in it: the kernel writes them unseen";
+	}
+	/* every mapping of the parent dump is still here, the same */
+	for (size_t i = 0; i < par->nprocs; i++) {
+		struct shm_window pw[64];
+		const struct dump_proc *pp = &par->procs[i];
+		int n = parent_windows(pp, o->shmid, pw, 64), have = 0;
+		const struct proc_job *pj = NULL;
+
+		if (!n)
+			continue;
+		if (n > 64)
+			return "mapped too many times";
+		mappers_then += n;
+		for (int k = 0; k < j->n && !pj; k++)
+			if (j->p[k]->in_parent_dump == pp && !j->p[k]->gone)
+				pj = j->p[k];
+		if (!pj)
+			return "a process that mapped it at the parent dump has exited or changed";
+		for (int a = 0; a < n; a++)
+			for (int k = 0; k < o->nw; k++)
+				have += j->p[o->w[k].proc] == pj && o->w[k].start == pw[a].start &&
+					o->w[k].end == pw[a].end && o->w[k].pgoff == pw[a].pgoff;
+		if (have != n)
+			return "a process unmapped or moved a mapping of it since the parent";
+	}
+	if (mappers_then != o->nw)
+		return "a process mapped it since the parent";
+	if (o->sysv && sysv_attached_elsewhere(o))
+		return "attached by a process outside the tree";
+	if (mapped_outside(j, o))
+		return "mapped by a process outside the tree";
+	return NULL;
+}
+
+static void plan_shmem(struct dump_job *j, struct shm_obj *o)
+{
+	struct range_set cover = RANGE_SET_INIT, maybe = RANGE_SET_INIT;
+	char name[64];
+
+	o->whole_because = shm_not_incremental(j, o);
+	o->incremental = !o->whole_because;
+	if (!o->incremental) {
+		if (range_set_copy(&o->present, &o->content))
+			die_oom();
+		return;
+	}
+	snprintf(name, sizeof(name), "pagemap-shmem-%llu.img", (unsigned long long)o->shmid);
+	pm_covered(dump_pm_find(&j->parent.d[0], name), &cover);
+	if (range_set_subtract(&maybe, &o->content, &o->dirty) ||
+	    range_set_intersect(&o->in_parent, &maybe, &cover) ||
+	    range_set_subtract(&o->present, &o->content, &o->in_parent))
+		die_oom();
+	range_set_free(&cover);
+	range_set_free(&maybe);
+}
+
+static void plan(struct dump_job *j)
+{
+	for (int i = 0; i < j->n; i++)
+		if (!j->p[i]->gone)
+			plan_private(j, j->p[i]);
+	for (int k = 0; k < j->nshm; k++)
+		plan_shmem(j, &j->shm[k]);
 }
 
 /* The sink's page writer, with a look at whether the user asked us to stop. */
@@ -280,7 +788,7 @@ static int put_pages(void *ctx, const void *data, size_t len)
 {
 	struct dump_job *j = ctx;
 
-	if (check_interrupted(j) || sink_put_pages(&j->sink.base, data, len))
+	if (check_interrupted(j) || sink_put_pages(&j->sink->base, data, len))
 		return -1;
 	j->copied += len;
 	if (j->a.progress)
@@ -288,74 +796,212 @@ static int put_pages(void *ctx, const void *data, size_t len)
 	return 0;
 }
 
-static int write_pages(struct dump_job *j)
+static int sink_finish(struct dir_sink *sink, const struct range_set *present,
+		       const struct range_set *in_parent, uint64_t *written)
 {
+	int err = sink_put_entries(&sink->base, present, in_parent);
+
+	if (err) {
+		sink->base.ops->abort(&sink->base);
+		return -1;
+	}
+	err = sink->base.ops->finish(&sink->base);
+	*written = sink->base.pages_written;
+	return err;
+}
+
+static void drop_gone(struct range_set *present, const struct range_set *gone, uint64_t *vanished)
+{
+	struct range_set kept = RANGE_SET_INIT;
+
+	*vanished += range_set_pages(gone);
+	if (range_set_subtract(&kept, present, gone))
+		die_oom();
+	range_set_free(present);
+	*present = kept;
+}
+
+static int write_private(struct dump_job *j, struct proc_job *pj)
+{
+	struct dir_sink sink;
 	struct mem_reader mem;
-	uint64_t t0 = now_ns();
+	char name[64];
 	int err;
 
-	if (dir_sink_open(&j->sink, j->dir.fd, j->a.pid))
+	snprintf(name, sizeof(name), "pagemap-%d.img", pj->pid);
+	if (dir_sink_open(&sink, j->dir.fd, name, j->next_pages_id++))
 		return -1;
-	if (mem_reader_open(&mem, j->a.pid)) {
-		j->sink.base.ops->abort(&j->sink.base);
+	if (mem_reader_open(&mem, pj->pid)) {
+		sink.base.ops->abort(&sink.base);
 		return -1;
 	}
-	j->to_copy = range_set_bytes(&j->present);
+	j->sink = &sink;
 	/* the pages first: what vanished meanwhile gets no entry */
-	err = mem_copy(&mem, &j->present, put_pages, j);
+	err = mem_copy(&mem, &pj->present, put_pages, j);
 	if (!err && mem.gone.n) {
-		struct range_set kept = RANGE_SET_INIT;
-
-		if (j->is_frozen)
-			err = dt_err(DT_EXIT_ERROR, "process %d unmapped memory while frozen",
-				     j->a.pid);
-		j->vanished = range_set_pages(&mem.gone);
-		if (range_set_subtract(&kept, &j->present, &mem.gone))
-			die_oom();
-		range_set_free(&j->present);
-		j->present = kept;
+		if (pj->is_frozen)
+			err = dt_err(DT_EXIT_ERROR, "process %d unmapped memory while frozen", pj->pid);
+		drop_gone(&pj->present, &mem.gone, &pj->vanished);
 	}
-	if (!err)
-		err = sink_put_entries(&j->sink.base, &j->present, &j->in_parent);
 	mem_reader_close(&mem);
 	if (err) {
-		j->sink.base.ops->abort(&j->sink.base);
+		sink.base.ops->abort(&sink.base);
 		return -1;
 	}
+	return sink_finish(&sink, &pj->present, &pj->in_parent, &pj->pages_written);
+}
+
+/*
+ * A shared object's pages, in offset order, each read through a process
+ * that maps it there.  A window unmapped meanwhile hands over to another;
+ * pages no window shows any more are left out.
+ */
+static int write_shmem(struct dump_job *j, struct shm_obj *o)
+{
+	struct range_set todo = RANGE_SET_INIT, gone = RANGE_SET_INIT;
+	struct dir_sink sink;
+	char name[64];
+	int err = 0;
+
+	snprintf(name, sizeof(name), "pagemap-shmem-%llu.img", (unsigned long long)o->shmid);
+	if (dir_sink_open(&sink, j->dir.fd, name, j->next_pages_id++))
+		return -1;
+	j->sink = &sink;
+	range_set_for_each(r, &o->present) {
+		uint64_t off = r->start;
+
+		while (!err && off < r->end) {
+			const struct shm_window *w = NULL;
+			struct mem_reader mem;
+			uint64_t end = r->end;
+
+			/* the window holding off (or the nearest after it) */
+			for (int k = 0; k < o->nw; k++) {
+				const struct shm_window *x = &o->w[k];
+				uint64_t xe = x->pgoff + (x->end - x->start);
+
+				if (j->p[x->proc]->gone || xe <= off)
+					continue;
+				if (x->pgoff <= off) {
+					w = x;
+					if (xe < end)
+						end = xe;
+					break;
+				}
+			}
+			if (!w) {	/* nothing maps it any more */
+				set_add(&gone, off, end);
+				off = end;
+				continue;
+			}
+			range_set_clear(&todo);
+			set_add(&todo, w->start + (off - w->pgoff), w->start + (end - w->pgoff));
+			err = mem_reader_open(&mem, j->p[w->proc]->pid);
+			if (!err) {
+				err = mem_copy(&mem, &todo, put_pages, j);
+				to_offsets(w, &mem.gone, &gone);
+				mem_reader_close(&mem);
+			}
+			if (err && dt_err_kind() == DT_EXIT_GONE && !j->is_frozen &&
+			    w->proc != 0) {
+				/* the process left: the rest of this run is left out too */
+				dt_err_clear();
+				err = 0;
+				set_add(&gone, off, end);
+			}
+			off = end;
+		}
+		if (err)
+			break;
+	}
+	range_set_free(&todo);
+	if (!err && gone.n) {
+		if (j->is_frozen)
+			err = dt_err(DT_EXIT_ERROR, "shared memory %llu was unmapped while frozen",
+				     (unsigned long long)o->shmid);
+		drop_gone(&o->present, &gone, &o->vanished);
+	}
+	range_set_free(&gone);
+	if (err) {
+		sink.base.ops->abort(&sink.base);
+		return -1;
+	}
+	return sink_finish(&sink, &o->present, &o->in_parent, &o->pages_written);
+}
+
+static int write_pages(struct dump_job *j)
+{
+	uint64_t t0 = now_ns();
+
+	j->next_pages_id = 1;
+	for (int i = 0; i < j->n; i++)
+		if (!j->p[i]->gone)
+			j->to_copy += range_set_bytes(&j->p[i]->present);
+	for (int k = 0; k < j->nshm; k++)
+		j->to_copy += range_set_bytes(&j->shm[k].present);
+	for (int i = 0; i < j->n; i++) {
+		if (j->p[i]->gone)
+			continue;
+		if (write_private(j, j->p[i])) {
+			if (left_the_tree(j->p[i], j->is_frozen ? 0 : i))
+				continue;
+			return -1;
+		}
+	}
+	for (int k = 0; k < j->nshm; k++)
+		if (write_shmem(j, &j->shm[k]))
+			return -1;
 	j->stats.memdump_us = (now_ns() - t0) / 1000;
-	t0 = now_ns();
-	err = j->sink.base.ops->finish(&j->sink.base);
-	j->stats.memwrite_us = (now_ns() - t0) / 1000;
-	j->stats.pages_written = j->sink.base.pages_written;
-	return err;
+	return 0;
 }
 
 static int write_meta(struct dump_job *j)
 {
-	pid_t *tids = NULL;
-	int n, err = 0;
+	struct pstree_proc *pp = xcalloc((size_t)j->n, sizeof(*pp));
+	pid_t **tids = xcalloc((size_t)j->n, sizeof(*tids));
+	int np = 0, err = 0;
 
-	if (j->regs) {
-		n = j->nregs;
-		tids = xcalloc(n, sizeof(*tids));
-		for (int i = 0; i < n; i++)
-			tids[i] = j->regs[i].tid;
-	} else {
-		n = proc_tasks(j->a.pid, &tids);
-		if (n < 0)
-			return -1;
-	}
-	err = meta_write_inventory(j->dir.fd, &j->id) ||
-	      meta_write_pstree(j->dir.fd, &j->t.stat, tids, n) ||
-	      meta_write_mm(j->dir.fd, &j->t.stat, &j->t.vmas) ||
-	      meta_write_stats(j->dir.fd, &j->stats);
-	for (int i = 0; i < n && !err; i++) {
-		struct thread_regs none = { .tid = tids[i] };
+	for (int i = 0; i < j->n && !err; i++) {
+		struct proc_job *pj = j->p[i];
+		int n;
 
-		err = meta_write_core(j->dir.fd, j->a.pid, &j->t.stat, j->regs ? &j->regs[i] : &none,
-				      tids[i] == j->a.pid ? &j->shared : NULL);
+		if (pj->gone)
+			continue;
+		if (pj->regs) {
+			n = pj->nregs;
+			tids[i] = xcalloc((size_t)n, sizeof(**tids));
+			for (int k = 0; k < n; k++)
+				tids[i][k] = pj->regs[k].tid;
+		} else {
+			n = proc_tasks(pj->pid, &tids[i]);
+			if (n < 0) {
+				err = -1;
+				break;
+			}
+		}
+		pp[np++] = (struct pstree_proc){
+			.st = &pj->t.stat, .tids = tids[i], .n = n,
+			.uffd_ino = pj->tracked ? pj->t.sess.uffd_ino : 0,
+			.generation = pj->tracked ? pj->t.sess.generation : 0,
+			.full = pj->full || !pj->in_parent_dump,
+			.forks_known = pj->forks_known, .forks = pj->forks,
+		};
+		err = meta_write_mm(j->dir.fd, &pj->t.stat, &pj->t.vmas);
+		for (int k = 0; k < n && !err; k++) {
+			struct thread_regs none = { .tid = tids[i][k] };
+
+			err = meta_write_core(j->dir.fd, pj->pid, &pj->t.stat,
+					      pj->regs ? &pj->regs[k] : &none,
+					      tids[i][k] == pj->pid ? &pj->shared : NULL);
+		}
 	}
+	if (!err)
+		err = meta_write_inventory(j->dir.fd, &j->id) || meta_write_pstree(j->dir.fd, pp, np) ||
+		      meta_write_stats(j->dir.fd, &j->stats);
+	for (int i = 0; i < j->n; i++)
+		free(tids[i]);
 	free(tids);
+	free(pp);
 	if (!err && j->parent.n)
 		err = dump_dir_link_parent(&j->dir, j->parent.d[0].path);
 	return err ? -1 : 0;
@@ -364,11 +1010,12 @@ static int write_meta(struct dump_job *j)
 static void fill_identity(struct dump_job *j)
 {
 	struct dump_identity *id = &j->id;
+	const struct proc_job *root = j->p[0];
 
 	id->pid = j->a.pid;
-	id->start_time = j->t.stat.start_time;
-	id->uffd_ino = j->t.sess.uffd_ino;
-	id->generation = j->t.sess.generation;
+	id->start_time = root->t.stat.start_time;
+	id->uffd_ino = root->tracked ? root->t.sess.uffd_ino : 0;
+	id->generation = root->tracked ? root->t.sess.generation : 0;
 	id->full = !j->parent.n;
 	id->iteration = j->parent.n ? j->parent_id.iteration + 1 : 1;
 	if (j->parent.n)
@@ -377,45 +1024,141 @@ static void fill_identity(struct dump_job *j)
 	id->frozen = j->a.freeze || j->a.leave_stopped;
 	snprintf(id->scan, sizeof(id->scan), "%s", dirty_backend_name(j->a.backend));
 	id->dump_unix = (uint64_t)time(NULL);
+	for (int i = 0; i < j->n; i++)
+		j->stats.pages_scanned += j->p[i]->pages_scanned;
+	for (int k = 0; k < j->nshm; k++)
+		j->stats.pages_scanned += range_set_pages(&j->shm[k].content);
+	for (int i = 0; i < j->n; i++) {
+		j->stats.pages_written += j->p[i]->pages_written;
+		j->stats.pages_skipped_parent += range_set_pages(&j->p[i]->in_parent);
+	}
+	for (int k = 0; k < j->nshm; k++) {
+		j->stats.pages_written += j->shm[k].pages_written;
+		j->stats.pages_skipped_parent += range_set_pages(&j->shm[k].in_parent);
+	}
 }
-
 
 static void fill_report(const struct dump_job *j, struct dump_report *rep, uint64_t total_ns)
 {
+	const struct proc_job *root = j->p[0];
+
 	memset(rep, 0, sizeof(*rep));
 	snprintf(rep->dir, sizeof(rep->dir), "%s", j->dir.final);
 	if (j->parent.n)
 		snprintf(rep->parent, sizeof(rep->parent), "%s", j->parent.d[0].path);
 	rep->id = j->id;
-	rep->full_because = j->note;
-	rep->pages_dirty = range_set_pages(&j->dirty);
+	rep->full_because = root->note;
+	rep->procs = xcalloc((size_t)j->n, sizeof(*rep->procs));
+	for (int i = 0; i < j->n; i++) {
+		const struct proc_job *pj = j->p[i];
+		struct dump_proc_report *pr;
+
+		if (pj->gone)
+			continue;
+		pr = &rep->procs[rep->nprocs++];
+		pr->pid = pj->pid;
+		pr->ppid = pj->t.stat.ppid;
+		snprintf(pr->comm, sizeof(pr->comm), "%s", pj->t.stat.comm);
+		pr->full = pj->full || !pj->in_parent_dump;
+		pr->full_because = pj->note;
+		pr->started_tracking = pj->started_tracking;
+		pr->pages_dirty = range_set_pages(&pj->dirty);
+		pr->pages_present = range_set_pages(&pj->present);
+		pr->pages_parent = range_set_pages(&pj->in_parent);
+		pr->pages_written = pj->pages_written;
+		pr->pages_vanished = pj->vanished;
+		pr->pinned_pages = range_set_pages(&pj->t.pinned.ranges);
+		pr->pinned_unattributed = pinned_unattributed(&pj->t.pinned);
+		if (j->id.frozen) {
+			pr->io_uring_queued = pj->t.pinned.io_uring_queued;
+			pr->aio_contexts = pj->t.pinned.aio_contexts;
+		}
+		rep->pages_dirty += pr->pages_dirty;
+		rep->pages_present += pr->pages_present;
+		rep->pages_parent += pr->pages_parent;
+		rep->pages_written += pr->pages_written;
+		rep->pages_vanished += pr->pages_vanished;
+		rep->pinned_pages += pr->pinned_pages;
+		rep->pinned_unattributed += pr->pinned_unattributed;
+		rep->io_uring_queued += pr->io_uring_queued;
+		rep->aio_contexts += pr->aio_contexts;
+		rep->collect_ns += pj->t.collect_ns;
+	}
+	rep->shm = xcalloc((size_t)j->nshm + 1, sizeof(*rep->shm));
+	for (int k = 0; k < j->nshm; k++) {
+		const struct shm_obj *o = &j->shm[k];
+		struct dump_shm_report *sr = &rep->shm[rep->nshm++];
+
+		sr->shmid = o->shmid;
+		sr->mappings = o->nw;
+		sr->incremental = o->incremental;
+		sr->whole_because = o->whole_because;
+		sr->pages_content = range_set_pages(&o->content);
+		sr->pages_present = range_set_pages(&o->present);
+		sr->pages_parent = range_set_pages(&o->in_parent);
+		sr->pages_written = o->pages_written;
+		rep->pages_present += sr->pages_present;
+		rep->pages_parent += sr->pages_parent;
+		rep->pages_written += sr->pages_written;
+		rep->pages_vanished += o->vanished;
+	}
 	rep->pages_scanned = j->stats.pages_scanned;
-	rep->pages_present = range_set_pages(&j->present);
-	rep->pages_parent = range_set_pages(&j->in_parent);
-	rep->pages_written = j->stats.pages_written;
-	rep->pages_vanished = j->vanished;
 	rep->freeze_us = j->stats.frozen_us;
-	rep->collect_ns = j->t.collect_ns;
 	rep->total_ns = total_ns;
 	rep->left_stopped = j->a.leave_stopped;
-	rep->started_tracking = j->started_tracking;
-	rep->pinned_pages = range_set_pages(&j->t.pinned.ranges);
-	rep->pinned_unattributed = pinned_unattributed(&j->t.pinned);
-	if (j->id.frozen) {
-		rep->io_uring_queued = j->t.pinned.io_uring_queued;
-		rep->aio_contexts = j->t.pinned.aio_contexts;
-	}
+	rep->started_tracking = root->started_tracking;
+	rep->tree = j->a.tree;
+}
+
+void dump_report_free(struct dump_report *rep)
+{
+	free(rep->procs);
+	free(rep->shm);
+	rep->procs = NULL;
+	rep->shm = NULL;
+	rep->nprocs = rep->nshm = 0;
 }
 
 static void job_free(struct dump_job *j)
 {
-	set_free_all(j);
+	for (int i = 0; i < j->n; i++) {
+		struct proc_job *pj = j->p[i];
+
+		range_set_free(&pj->dirty);
+		range_set_free(&pj->content);
+		range_set_free(&pj->present);
+		range_set_free(&pj->in_parent);
+		tracker_close(&pj->t);
+		for (int k = 0; k < pj->nregs; k++)
+			free(pj->regs[k].pending.sig);
+		free(pj->regs);
+		free(pj->shared.sig);
+	}
+	for (int k = 0; k < j->nshm; k++) {
+		struct shm_obj *o = &j->shm[k];
+
+		range_set_free(&o->content);
+		range_set_free(&o->dirty);
+		range_set_free(&o->present);
+		range_set_free(&o->in_parent);
+		free(o->w);
+	}
+	free(j->shm);
+	for (int i = 0; i < j->n; i++)
+		free(j->p[i]);
 	chain_close(&j->parent);
-	tracker_close(&j->t);
-	for (int i = 0; i < j->nregs; i++)
-		free(j->regs[i].pending.sig);
-	free(j->regs);
-	free(j->shared.sig);
+	tree_free(&j->tree);
+}
+
+/* Durable: only now are the collected pages recorded as in a dump. */
+static int complete_all(struct dump_job *j)
+{
+	int err = 0;
+
+	for (int i = 0; i < j->n; i++)
+		if (j->p[i]->tracked && !j->p[i]->gone && tracker_complete(&j->p[i]->t, j->id.id))
+			err = -1;
+	return err;
 }
 
 int dump_run(const struct dump_request *rq, struct dump_report *rep)
@@ -426,20 +1169,20 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 	j.a = *rq;
 	j.dir.fd = -1;
 	/* permission first, then the directory, and only then tracking */
-	if (tracker_check_access(j.a.pid) || dump_dir_begin(&j.dir, j.a.dir, j.a.make_parent_dir) ||
-	    check_space(&j) || (j.a.no_track ? tracker_look(j.a.pid, &j.t) : open_tracking(&j)))
+	if (tracker_check_access(j.a.pid) ||
+	    (j.a.tree ? tree_scan(j.a.pid, &j.tree) : tree_single(j.a.pid, &j.tree)) ||
+	    dump_dir_begin(&j.dir, j.a.dir, j.a.make_parent_dir) || check_space(&j) ||
+	    (j.a.parent && open_parent(&j)) || open_all(&j))
 		goto fail;
-	j.t.hold_journal = true;
-	j.t.want_io = j.a.freeze || j.a.leave_stopped;
 	if (j.a.freeze || j.a.leave_stopped) {
 		frozen_at = now_ns();
 		if (freeze(&j))
 			goto fail;
 	}
-	if (check_interrupted(&j) || check_unseen(&j) ||
-	    (!j.a.no_track && tracker_collect(&j.t, true, &j.dirty)) ||
-	    plan(&j) ||
-	    write_pages(&j) || (j.is_frozen && stop_and_peek(&j)))
+	if (collect(&j) || find_content(&j))
+		goto fail;
+	plan(&j);
+	if (write_pages(&j) || (j.is_frozen && stop_and_peek(&j)))
 		goto fail;
 	thaw(&j, frozen_at);
 	fill_identity(&j);
@@ -448,14 +1191,14 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 	dt_fault_point("before-rename");
 	if (dump_dir_commit(&j.dir))
 		goto fail;
-	/* durable: only now are the collected pages recorded as in a dump */
-	if (!j.a.no_track && tracker_complete(&j.t, j.id.id))
+	if (complete_all(&j))
 		goto fail_committed;
 	fill_report(&j, rep, now_ns() - t0);
 	job_free(&j);
+	free(j.p);
 	return 0;
 fail:
-	/* the target goes on as it was; no dump is left behind */
+	/* the tree goes on as it was; no dump is left behind */
 	{
 		struct dt_err_saved first;
 
@@ -466,14 +1209,24 @@ fail:
 		dt_err_restore(&first);
 	}
 fail_committed:
-	job_free(&j);
-	/* a dump that turned tracking on and failed turns it off again */
-	if (j.started_tracking) {
-		struct dt_err_saved first;
+	{
+		pid_t *started = xcalloc((size_t)j.n + 1, sizeof(*started));
+		int ns = 0;
 
-		dt_err_save(&first);
-		tracker_stop(j.a.pid);
-		dt_err_restore(&first);
+		for (int i = 0; i < j.n; i++)
+			if (j.p[i]->started_tracking)
+				started[ns++] = j.p[i]->pid;
+		job_free(&j);
+		/* a dump that turned tracking on and failed turns it off again */
+		for (int i = 0; i < ns; i++) {
+			struct dt_err_saved first;
+
+			dt_err_save(&first);
+			tracker_stop(started[i]);
+			dt_err_restore(&first);
+		}
+		free(started);
 	}
+	free(j.p);
 	return -1;
 }

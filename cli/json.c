@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "cli/json.h"
 
@@ -15,6 +16,32 @@ void json_init(struct json *j, FILE *f)
 void json_set_pretty(struct json *j, bool pretty)
 {
 	j->pretty = pretty;
+}
+
+void json_hold(struct json *j)
+{
+	FILE *m = open_memstream(&j->held, &j->held_len);
+
+	if (!m || j->held_to)
+		return;		/* no buffer: written as it goes */
+	j->held_to = j->f;
+	j->f = m;
+}
+
+void json_release(struct json *j, bool emit)
+{
+	if (!j->held_to)
+		return;
+	fclose(j->f);
+	j->f = j->held_to;
+	j->held_to = NULL;
+	if (emit)
+		fwrite(j->held, 1, j->held_len, j->f);
+	free(j->held);
+	j->held = NULL;
+	j->held_len = 0;
+	j->depth = 0;
+	j->first[0] = true;
 }
 
 /* Length of the valid UTF-8 sequence at p, or 0 (RFC 3629: no overlongs, surrogates). */

@@ -15,6 +15,9 @@
 
 struct json {
 	FILE *f;
+	FILE *held_to;		/* json_hold: f is a buffer, this the real output */
+	char *held;
+	size_t held_len;
 	int depth;
 	bool pretty;		/* indent two spaces per level, one member a line */
 	bool first[JSON_MAX_DEPTH];
@@ -22,6 +25,13 @@ struct json {
 
 void json_init(struct json *j, FILE *f);
 void json_set_pretty(struct json *j, bool pretty);
+/*
+ * A document built over many steps that may fail half way: held back
+ * until json_release(j, true) writes it, or json_release(j, false) drops
+ * it (and the error report is the only document).
+ */
+void json_hold(struct json *j);
+void json_release(struct json *j, bool emit);
 /* key is NULL inside arrays and for the top-level value */
 void json_object_begin(struct json *j, const char *key);
 void json_object_end(struct json *j);	/* a newline after the top level */

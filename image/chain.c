@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,24 +19,43 @@
 #include "pagemap.pb-c.h"
 #include "pstree.pb-c.h"
 
+static void pm_free(struct pm_file *pm)
+{
+	if (pm->pages && pm->pages_size)
+		munmap((void *)pm->pages, pm->pages_size);
+	free(pm->ents);
+}
+
+static void view_free(struct dump *d)
+{
+	free(d->ents);
+	d->ents = NULL;
+	d->nents = 0;
+	d->pages_present = d->pages_parent = 0;
+}
+
 static void dump_free(struct dump *d)
 {
 	if (d->inv)
 		inventory_entry__free_unpacked(d->inv, NULL);
-	if (d->pstree)
-		pstree_entry__free_unpacked(d->pstree, NULL);
-	if (d->mm)
-		mm_entry__free_unpacked(d->mm, NULL);
-	if (d->pages && d->pages_size)
-		munmap((void *)d->pages, d->pages_size);
+	for (size_t i = 0; i < d->nprocs; i++) {
+		if (d->procs[i].pstree)
+			pstree_entry__free_unpacked(d->procs[i].pstree, NULL);
+		if (d->procs[i].mm)
+			mm_entry__free_unpacked(d->procs[i].mm, NULL);
+	}
+	free(d->procs);
+	for (size_t i = 0; i < d->npms; i++)
+		pm_free(&d->pms[i]);
+	free(d->pms);
+	view_free(d);
 	if (d->dirfd >= 0)
 		close(d->dirfd);
-	free(d->ents);
 	memset(d, 0, sizeof(*d));
 	d->dirfd = -1;
 }
 
-int dump_parse_pagemap(struct dump *d, struct img_in *in, uint64_t *pages_bytes)
+int dump_parse_pagemap(struct pm_file *d, struct img_in *in, uint64_t *pages_bytes)
 {
 	ProtobufCMessage *m;
 	PagemapHead *head;
@@ -64,6 +84,7 @@ int dump_parse_pagemap(struct dump *d, struct img_in *in, uint64_t *pages_bytes)
 		x->nr_pages = nr;
 		x->flags = e->has_flags ? e->flags : (e->has_in_parent && e->in_parent ? PE_PARENT
 											: PE_PRESENT);
+		x->src = d;
 		pagemap_entry__free_unpacked(e, NULL);
 		if (x->vaddr % PAGE_SIZE || !nr || x->vaddr < prev_end ||
 		    nr > (UINT64_MAX - x->vaddr) / PAGE_SIZE ||
@@ -86,43 +107,126 @@ int dump_parse_pagemap(struct dump *d, struct img_in *in, uint64_t *pages_bytes)
 	return r < 0 ? -1 : 0;
 }
 
-static int read_pagemap(struct dump *d)
+static int read_pagemap(struct dump *d, struct pm_file *pm)
 {
 	char name[64];
 	struct img_in in;
 	uint64_t off;
+	off_t size;
+	int fd;
 
-	snprintf(name, sizeof(name), "pagemap-%u.img", d->pid);
-	if (img_open(&in, d->dirfd, name, IMG_PAGEMAP_MAGIC) ||
-	    dump_parse_pagemap(d, &in, &off))
+	if (img_open(&in, d->dirfd, pm->name, IMG_PAGEMAP_MAGIC) ||
+	    dump_parse_pagemap(pm, &in, &off))
 		return -1;
-	snprintf(name, sizeof(name), "pages-%u.img", d->pages_id);
+	/* the entries point into the array: fix them once it stops moving */
+	for (size_t i = 0; i < pm->nents; i++)
+		pm->ents[i].src = pm;
+	snprintf(name, sizeof(name), "pages-%u.img", pm->pages_id);
 	/* the pages file must hold exactly what the entries promise */
-	{
-		off_t size;
-		int fd = path_open_image(d->dirfd, name, SIZE_MAX, &size);
-
-		if (fd < 0)
-			return -1;
-		if ((uint64_t)size != off) {
-			close(fd);
-			return dt_err(DT_EXIT_ERROR, "%s/%s holds %lld bytes, its pagemap promises %llu "
-				      "(truncated or corrupt)", d->path, name, (long long)size,
-				      (unsigned long long)off);
-		}
-		d->pages_size = off;
-		if (off) {
-			void *p = mmap(NULL, off, PROT_READ, MAP_PRIVATE, fd, 0);
-
-			if (p == MAP_FAILED) {
-				close(fd);
-				return dt_err_sys(0, "mapping %s/%s", d->path, name);
-			}
-			madvise(p, off, MADV_SEQUENTIAL);
-			d->pages = p;
-		}
+	fd = path_open_image(d->dirfd, name, SIZE_MAX, &size);
+	if (fd < 0)
+		return -1;
+	if ((uint64_t)size != off) {
 		close(fd);
+		return dt_err(DT_EXIT_ERROR, "%s/%s holds %lld bytes, its pagemap %s promises %llu "
+			      "(truncated or corrupt)", d->path, name, (long long)size, pm->name,
+			      (unsigned long long)off);
 	}
+	pm->pages_size = off;
+	d->pages_size += off;
+	if (off) {
+		void *p = mmap(NULL, off, PROT_READ, MAP_PRIVATE, fd, 0);
+
+		if (p == MAP_FAILED) {
+			close(fd);
+			return dt_err_sys(0, "mapping %s/%s", d->path, name);
+		}
+		madvise(p, off, MADV_SEQUENTIAL);
+		pm->pages = p;
+	}
+	close(fd);
+	return 0;
+}
+
+static struct pm_file *add_pm(struct dump *d, bool shmem, uint64_t key)
+{
+	struct pm_file *pm;
+
+	d->pms = xrealloc(d->pms, (d->npms + 1) * sizeof(*d->pms));
+	pm = &d->pms[d->npms++];
+	memset(pm, 0, sizeof(*pm));
+	pm->shmem = shmem;
+	pm->key = key;
+	if (shmem)
+		snprintf(pm->name, sizeof(pm->name), "pagemap-shmem-%llu.img", (unsigned long long)key);
+	else
+		snprintf(pm->name, sizeof(pm->name), "pagemap-%llu.img", (unsigned long long)key);
+	return pm;
+}
+
+static int read_pstree(struct dump *d)
+{
+	struct img_in in;
+	ProtobufCMessage *m;
+	int r;
+
+	if (img_open(&in, d->dirfd, "pstree.img", IMG_PSTREE_MAGIC))
+		return -1;
+	while ((r = img_get_msg(&in, &pstree_entry__descriptor, &m)) == 0) {
+		PstreeEntry *e = (PstreeEntry *)m;
+		struct dump_proc *p;
+
+		if (dump_proc_find(d, e->pid) || !e->pid) {
+			pstree_entry__free_unpacked(e, NULL);
+			img_in_free(&in);
+			return dt_err(DT_EXIT_ERROR, "pstree.img is corrupt: pid %u twice or zero",
+				      e->pid);
+		}
+		d->procs = xrealloc(d->procs, (d->nprocs + 1) * sizeof(*d->procs));
+		p = &d->procs[d->nprocs++];
+		memset(p, 0, sizeof(*p));
+		p->pid = e->pid;
+		p->ppid = e->ppid;
+		p->pstree = e;
+		p->pm = -1;
+	}
+	img_in_free(&in);
+	if (r < 0)
+		return -1;
+	if (!d->nprocs)
+		return dt_err(DT_EXIT_ERROR, "pstree.img is empty");
+	return 0;
+}
+
+/* pagemap-shmem-SHMID.img: every shared object the dump stores */
+static int find_shmem_files(struct dump *d)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd = dup(d->dirfd);
+
+	dir = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return dt_err_sys(0, "listing %s", d->path);
+	}
+	rewinddir(dir);
+	while ((de = readdir(dir))) {
+		uint64_t id;
+		char num[32];
+		size_t len = strlen(de->d_name);
+
+		if (strncmp(de->d_name, "pagemap-shmem-", 14) || len < 19 || len - 18 >= sizeof(num) ||
+		    strcmp(de->d_name + len - 4, ".img"))
+			continue;
+		memcpy(num, de->d_name + 14, len - 18);
+		num[len - 18] = '\0';
+		if (!parse_u64(num, &id) || !id)
+			continue;
+		add_pm(d, true, id);
+	}
+	closedir(dir);
 	return 0;
 }
 
@@ -140,20 +244,24 @@ static int dump_open(struct dump *d, int dirfd, const char *dir)
 		     &m))
 		goto fail;
 	d->inv = (InventoryEntry *)m;
-	if (img_read_single(d->dirfd, "pstree.img", IMG_PSTREE_MAGIC, &pstree_entry__descriptor, &m))
+	if (read_pstree(d))
 		goto fail;
-	d->pstree = (PstreeEntry *)m;
-	d->pid = d->pstree->pid;
-	{
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dump_proc *p = &d->procs[i];
 		char name[64];
 
-		snprintf(name, sizeof(name), "mm-%u.img", d->pid);
+		snprintf(name, sizeof(name), "mm-%u.img", p->pid);
 		if (img_read_single(d->dirfd, name, IMG_MM_MAGIC, &mm_entry__descriptor, &m))
 			goto fail;
-		d->mm = (MmEntry *)m;
+		p->mm = (MmEntry *)m;
+		p->pm = (int)d->npms;
+		add_pm(d, false, p->pid);
 	}
-	if (read_pagemap(d))
+	if (find_shmem_files(d))
 		goto fail;
+	for (size_t i = 0; i < d->npms; i++)
+		if (read_pagemap(d, &d->pms[i]))
+			goto fail;
 	d->has_parent = fstatat(d->dirfd, "parent", &st, AT_SYMLINK_NOFOLLOW) == 0;
 	return 0;
 fail:
@@ -162,13 +270,30 @@ fail:
 	return -1;
 }
 
-const struct dump_entry *dump_find(const struct dump *d, uint64_t addr)
+const struct dump_proc *dump_proc_find(const struct dump *d, unsigned int pid)
 {
-	size_t lo = 0, hi = d->nents;
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (d->procs[i].pid == pid)
+			return &d->procs[i];
+	return NULL;
+}
+
+const struct pm_file *dump_pm_find(const struct dump *d, const char *name)
+{
+	for (size_t i = 0; i < d->npms; i++)
+		if (!strcmp(d->pms[i].name, name))
+			return &d->pms[i];
+	return NULL;
+}
+
+static const struct dump_entry *entries_find(const struct dump_entry *ents, size_t n,
+					     uint64_t addr)
+{
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		const struct dump_entry *e = &d->ents[mid];
+		const struct dump_entry *e = &ents[mid];
 
 		if (addr < e->vaddr)
 			hi = mid;
@@ -180,14 +305,36 @@ const struct dump_entry *dump_find(const struct dump *d, uint64_t addr)
 	return NULL;
 }
 
-void dump_covered(const struct dump *d, struct range_set *out)
+const struct dump_entry *dump_find(const struct dump *d, uint64_t addr)
+{
+	return entries_find(d->ents, d->nents, addr);
+}
+
+const struct dump_entry *pm_find(const struct pm_file *pm, uint64_t addr)
+{
+	return pm ? entries_find(pm->ents, pm->nents, addr) : NULL;
+}
+
+static void entries_covered(const struct dump_entry *ents, size_t n, struct range_set *out)
 {
 	range_set_clear(out);
-	for (size_t i = 0; i < d->nents; i++)
-		if (d->ents[i].flags & (PE_PRESENT | PE_PARENT) &&
-		    range_set_add(out, d->ents[i].vaddr,
-				  d->ents[i].vaddr + d->ents[i].nr_pages * PAGE_SIZE))
+	for (size_t i = 0; i < n; i++)
+		if (ents[i].flags & (PE_PRESENT | PE_PARENT) &&
+		    range_set_add(out, ents[i].vaddr, ents[i].vaddr + ents[i].nr_pages * PAGE_SIZE))
 			die_oom();
+}
+
+void dump_covered(const struct dump *d, struct range_set *out)
+{
+	entries_covered(d->ents, d->nents, out);
+}
+
+void pm_covered(const struct pm_file *pm, struct range_set *out)
+{
+	if (pm)
+		entries_covered(pm->ents, pm->nents, out);
+	else
+		range_set_clear(out);
 }
 
 const unsigned char *chain_page(const struct dump_chain *c, int i, uint64_t addr)
@@ -198,11 +345,120 @@ const unsigned char *chain_page(const struct dump_chain *c, int i, uint64_t addr
 		if (!e)
 			return NULL;
 		if (e->flags & PE_PRESENT)
-			return c->d[i].pages + e->offset + (addr - e->vaddr);
+			return dump_entry_data(e) + (addr - e->vaddr);
 		if (!(e->flags & PE_PARENT))
 			return NULL;
 	}
 	return NULL;
+}
+
+const unsigned char *chain_pm_page(const struct dump_chain *c, int i, const char *name,
+				   uint64_t addr)
+{
+	for (; i < c->n; i++) {
+		const struct dump_entry *e = pm_find(dump_pm_find(&c->d[i], name), addr);
+
+		if (!e)
+			return NULL;
+		if (e->flags & PE_PRESENT)
+			return dump_entry_data(e) + (addr - e->vaddr);
+		if (!(e->flags & PE_PARENT))
+			return NULL;
+	}
+	return NULL;
+}
+
+static int cmp_entry(const void *x, const void *y)
+{
+	const struct dump_entry *a = x, *b = y;
+
+	return a->vaddr < b->vaddr ? -1 : a->vaddr > b->vaddr;
+}
+
+static void view_add(struct dump *d, size_t *cap, const struct dump_entry *e)
+{
+	if (d->nents == *cap)
+		d->ents = xrealloc(d->ents, (*cap = *cap ? *cap * 2 : 64) * sizeof(*d->ents));
+	d->ents[d->nents++] = *e;
+	if (e->flags & PE_PRESENT)
+		d->pages_present += e->nr_pages;
+	else if (e->flags & PE_PARENT)
+		d->pages_parent += e->nr_pages;
+}
+
+/* The entries of shared object pm that mapping v shows, at v's addresses. */
+static void view_add_shmem(struct dump *d, size_t *cap, const struct pm_file *pm,
+			   const VmaEntry *v)
+{
+	uint64_t lo = v->pgoff, hi = v->pgoff + (v->end - v->start);
+
+	for (size_t k = 0; k < pm->nents; k++) {
+		const struct dump_entry *e = &pm->ents[k];
+		uint64_t s = e->vaddr, t = e->vaddr + e->nr_pages * PAGE_SIZE;
+		struct dump_entry x = *e;
+
+		if (t <= lo || s >= hi)
+			continue;
+		if (s < lo)
+			s = lo;
+		if (t > hi)
+			t = hi;
+		x.vaddr = v->start + (s - v->pgoff);
+		x.nr_pages = (t - s) / PAGE_SIZE;
+		if (e->flags & PE_PRESENT)
+			x.offset = e->offset + (s - e->vaddr);
+		view_add(d, cap, &x);
+	}
+}
+
+/*
+ * Process pid's view of dump d: its private entries, and the shared
+ * objects where top (the process in the dump asked for) maps them.
+ */
+static int view_build(struct dump *d, const struct dump_proc *top, unsigned int pid)
+{
+	const struct dump_proc *p = dump_proc_find(d, pid);
+	size_t cap = 0;
+
+	view_free(d);
+	d->pid = pid;
+	d->pstree = p ? p->pstree : NULL;
+	d->mm = p ? p->mm : NULL;
+	if (p && p->pm >= 0)
+		for (size_t k = 0; k < d->pms[p->pm].nents; k++)
+			view_add(d, &cap, &d->pms[p->pm].ents[k]);
+	for (size_t i = 0; i < top->mm->n_vmas; i++) {
+		const VmaEntry *v = top->mm->vmas[i];
+		char name[64];
+		const struct pm_file *pm;
+
+		if (!v->shmid || v->end <= v->start)
+			continue;
+		snprintf(name, sizeof(name), "pagemap-shmem-%llu.img", (unsigned long long)v->shmid);
+		pm = dump_pm_find(d, name);
+		if (pm)
+			view_add_shmem(d, &cap, pm, v);
+	}
+	if (d->nents)
+		qsort(d->ents, d->nents, sizeof(*d->ents), cmp_entry);
+	for (size_t k = 1; k < d->nents; k++)
+		if (d->ents[k].vaddr < d->ents[k - 1].vaddr + d->ents[k - 1].nr_pages * PAGE_SIZE)
+			return dt_err(DT_EXIT_ERROR, "dump %s is corrupt: process %u's private and "
+				      "shared pages overlap at %#llx", d->path, pid,
+				      (unsigned long long)d->ents[k].vaddr);
+	return 0;
+}
+
+int chain_select(struct dump_chain *c, unsigned int pid)
+{
+	const struct dump_proc *top = dump_proc_find(&c->d[0], pid);
+
+	if (!top)
+		return dt_err(DT_EXIT_ERROR, "dump %s holds no process %u", c->d[0].path, pid);
+	for (int i = 0; i < c->n; i++)
+		if (view_build(&c->d[i], top, pid))
+			return -1;
+	return 0;
 }
 
 /* Every PE_PARENT page of d must have content in its parent. */
@@ -211,19 +467,38 @@ static int check_parent_cover(const struct dump *d, const struct dump *parent)
 	struct range_set need = RANGE_SET_INIT, have = RANGE_SET_INIT, missing = RANGE_SET_INIT;
 	int err = 0;
 
-	for (size_t i = 0; i < d->nents; i++)
-		if ((d->ents[i].flags & PE_PARENT) &&
-		    range_set_add(&need, d->ents[i].vaddr,
-				  d->ents[i].vaddr + d->ents[i].nr_pages * PAGE_SIZE))
+	for (size_t k = 0; k < d->npms && !err; k++) {
+		const struct pm_file *pm = &d->pms[k];
+
+		range_set_clear(&need);
+		for (size_t i = 0; i < pm->nents; i++)
+			if ((pm->ents[i].flags & PE_PARENT) &&
+			    range_set_add(&need, pm->ents[i].vaddr,
+					  pm->ents[i].vaddr + pm->ents[i].nr_pages * PAGE_SIZE))
+				die_oom();
+		if (!need.n)
+			continue;
+		pm_covered(dump_pm_find(parent, pm->name), &have);
+		if (range_set_subtract(&missing, &need, &have))
 			die_oom();
-	dump_covered(parent, &have);
-	if (range_set_subtract(&missing, &need, &have))
-		die_oom();
-	if (missing.n)
-		err = dt_err(DT_EXIT_ERROR, "dump %s: %llu pages marked in-parent are missing from "
-			     "parent %s (first at %#llx)", d->path,
-			     (unsigned long long)range_set_pages(&missing), parent->path,
-			     (unsigned long long)missing.r[0].start);
+		if (missing.n)
+			err = dt_err(DT_EXIT_ERROR, "dump %s: %llu pages of %s marked in-parent are "
+				     "missing from parent %s (first at %#llx)", d->path,
+				     (unsigned long long)range_set_pages(&missing), pm->name,
+				     parent->path, (unsigned long long)missing.r[0].start);
+		/* a pid's private pages go on only in the very same process */
+		if (!err && !pm->shmem) {
+			const struct dump_proc *a = dump_proc_find(d, (unsigned int)pm->key);
+			const struct dump_proc *b = dump_proc_find(parent, (unsigned int)pm->key);
+
+			if (a && b && a->pstree->has_dt_start_time && b->pstree->has_dt_start_time &&
+			    a->pstree->dt_start_time != b->pstree->dt_start_time)
+				err = dt_err(DT_EXIT_ERROR, "dump %s: process %u refers to pages of "
+					     "parent %s, where pid %u is another process", d->path,
+					     (unsigned int)pm->key, parent->path,
+					     (unsigned int)pm->key);
+		}
+	}
 	range_set_free(&need);
 	range_set_free(&have);
 	range_set_free(&missing);
@@ -327,12 +602,17 @@ int chain_open(struct dump_chain *c, const char *dir)
 				 check_parent_cover(&c->d[c->n - 2], d)))
 			goto fail;
 		if (!d->has_parent) {
-			if (d->pages_parent) {
+			uint64_t in_parent = 0;
+
+			for (size_t k = 0; k < d->npms; k++)
+				in_parent += d->pms[k].pages_parent;
+			if (in_parent) {
 				dt_err(DT_EXIT_ERROR, "dump %s: %llu pages are marked in-parent but it "
-				       "has no parent link", d->path,
-				       (unsigned long long)d->pages_parent);
+				       "has no parent link", d->path, (unsigned long long)in_parent);
 				goto fail;
 			}
+			if (chain_select(c, c->d[0].procs[0].pid))
+				goto fail;
 			return 0;
 		}
 		if (c->n >= CHAIN_MAX_DEPTH) {

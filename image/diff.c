@@ -36,8 +36,9 @@ struct differ {
 	const struct diff_opts *o;
 	struct diff_result *r;
 	size_t range_bytes_cap;
-	/* each dump's pages file, opened when first read: -2 not yet, -1 none */
+	/* each pages file of each dump, opened when first read: -2 not yet, -1 none */
 	int *fd_a, *fd_b;
+	size_t *first_a, *first_b;	/* dump i's files start at first[i] */
 	unsigned char *buf_a, *buf_b;
 };
 
@@ -45,6 +46,7 @@ struct differ {
 struct resolved {
 	const unsigned char *p;		/* NULL: zero */
 	int level;			/* the dump storing the bytes, -1 for none */
+	const struct pm_file *pm;	/* its file */
 	uint64_t len;
 };
 
@@ -87,8 +89,9 @@ static void resolve(const struct dump_chain *c, uint64_t addr, uint64_t end, str
 		if (entry_end(e) < end)
 			end = entry_end(e);
 		if (e->flags & PE_PRESENT) {
-			r->p = d->pages + e->offset + (addr - e->vaddr);
+			r->p = dump_entry_data(e) + (addr - e->vaddr);
 			r->level = i;
+			r->pm = e->src;
 			break;
 		}
 		if (!(e->flags & PE_PARENT))
@@ -357,14 +360,15 @@ struct source {
 	unsigned char *buf;		/* DIFF_BLOCK bytes */
 };
 
-static int pages_fd(struct differ *df, bool side_a, int level)
+static int pages_fd(struct differ *df, bool side_a, int level, const struct pm_file *pm)
 {
 	const struct dump *d = side_a ? &df->a->d[level] : &df->b->d[level];
-	int *fd = side_a ? &df->fd_a[level] : &df->fd_b[level];
+	size_t slot = (side_a ? df->first_a : df->first_b)[level] + (size_t)(pm - d->pms);
+	int *fd = side_a ? &df->fd_a[slot] : &df->fd_b[slot];
 	char name[64];
 
 	if (*fd == -2) {
-		snprintf(name, sizeof(name), "pages-%u.img", d->pages_id);
+		snprintf(name, sizeof(name), "pages-%u.img", pm->pages_id);
 		struct stat st;
 
 		*fd = path_openat(d->dirfd, name, O_RDONLY | O_NONBLOCK, 0);
@@ -384,14 +388,12 @@ static int pages_fd(struct differ *df, bool side_a, int level)
 static void source_init(struct differ *df, struct source *s, bool side_a,
 			const struct resolved *r)
 {
-	const struct dump_chain *c = side_a ? df->a : df->b;
-
 	s->p = r->p;
 	s->fd = -1;
 	s->buf = side_a ? df->buf_a : df->buf_b;
 	if (r->p) {
-		s->fd = pages_fd(df, side_a, r->level);
-		s->off = (uint64_t)(r->p - c->d[r->level].pages);
+		s->fd = pages_fd(df, side_a, r->level, r->pm);
+		s->off = (uint64_t)(r->p - r->pm->pages);
 	}
 }
 
@@ -515,11 +517,17 @@ int dump_diff(const struct dump_chain *a, const struct dump_chain *b,
 	df.shared_a = xcalloc(a->n, sizeof(int));
 	df.shared_b = xcalloc(b->n, sizeof(int));
 	df.one_dir_a = xcalloc(a->n, sizeof(bool));
-	df.fd_a = xcalloc(a->n, sizeof(int));
-	df.fd_b = xcalloc(b->n, sizeof(int));
+	df.first_a = xcalloc((size_t)a->n + 1, sizeof(size_t));
+	df.first_b = xcalloc((size_t)b->n + 1, sizeof(size_t));
 	for (int i = 0; i < a->n; i++)
-		df.fd_a[i] = -2;
+		df.first_a[i + 1] = df.first_a[i] + a->d[i].npms;
 	for (int i = 0; i < b->n; i++)
+		df.first_b[i + 1] = df.first_b[i] + b->d[i].npms;
+	df.fd_a = xcalloc(df.first_a[a->n] + 1, sizeof(int));
+	df.fd_b = xcalloc(df.first_b[b->n] + 1, sizeof(int));
+	for (size_t i = 0; i < df.first_a[a->n]; i++)
+		df.fd_a[i] = -2;
+	for (size_t i = 0; i < df.first_b[b->n]; i++)
 		df.fd_b[i] = -2;
 	df.buf_a = xmalloc(DIFF_BLOCK);
 	df.buf_b = xmalloc(DIFF_BLOCK);
@@ -552,12 +560,14 @@ int dump_diff(const struct dump_chain *a, const struct dump_chain *b,
 		}
 		add_counts(&r->total, &row->n);
 	}
-	for (int i = 0; i < a->n; i++)
+	for (size_t i = 0; i < df.first_a[a->n]; i++)
 		if (df.fd_a[i] >= 0)
 			close(df.fd_a[i]);
-	for (int i = 0; i < b->n; i++)
+	for (size_t i = 0; i < df.first_b[b->n]; i++)
 		if (df.fd_b[i] >= 0)
 			close(df.fd_b[i]);
+	free(df.first_a);
+	free(df.first_b);
 	range_set_free(&cov_a);
 	range_set_free(&cov_b);
 	range_set_free(&pages);

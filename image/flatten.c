@@ -21,16 +21,21 @@ static const unsigned char zero_page[PAGE_SIZE];
 /* The images around the pages, unchanged from the top dump. */
 static int copy_meta(const struct dump *top, int to, int *copied)
 {
-	char mm[64];
 	struct dirent *de;
 	DIR *dir;
 	int err = 0, fd;
 
-	snprintf(mm, sizeof(mm), "mm-%u.img", top->pid);
-	if (meta_copy_file(top->dirfd, to, "pstree.img", IMG_PSTREE_MAGIC) ||
-	    meta_copy_file(top->dirfd, to, mm, IMG_MM_MAGIC))
+	if (meta_copy_file(top->dirfd, to, "pstree.img", IMG_PSTREE_MAGIC))
 		return -1;
-	*copied = 2;
+	*copied = 1;
+	for (size_t i = 0; i < top->nprocs; i++) {
+		char mm[64];
+
+		snprintf(mm, sizeof(mm), "mm-%u.img", top->procs[i].pid);
+		if (meta_copy_file(top->dirfd, to, mm, IMG_MM_MAGIC))
+			return -1;
+		++*copied;
+	}
 	if (faccessat(top->dirfd, "stats-dump", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (meta_copy_file(top->dirfd, to, "stats-dump", IMG_STATS_MAGIC))
 			return -1;
@@ -53,8 +58,8 @@ static int copy_meta(const struct dump *top, int to, int *copied)
 	return err;
 }
 
-/* Every page the top dump describes, resolved, in address order. */
-static int write_pages(const struct dump_chain *c, const struct range_set *pages,
+/* Every page one pagemap of the top dump describes, resolved, in order. */
+static int write_pages(const struct dump_chain *c, const char *pm, const struct range_set *pages,
 		       struct page_sink *s)
 {
 	const unsigned char *run = NULL;
@@ -62,7 +67,7 @@ static int write_pages(const struct dump_chain *c, const struct range_set *pages
 
 	range_set_for_each(r, pages) {
 		for (uint64_t a = r->start; a < r->end; a += PAGE_SIZE) {
-			const unsigned char *p = chain_page(c, 0, a);
+			const unsigned char *p = chain_pm_page(c, 0, pm, a);
 
 			/* chain_open checked every in-parent page is held: this is defensive */
 			if (!p)
@@ -80,14 +85,36 @@ static int write_pages(const struct dump_chain *c, const struct range_set *pages
 	return run ? s->ops->pages(s, run, run_len) : 0;
 }
 
+/* One pagemap file and its pages, every page resolved down the chain. */
+static int flatten_pm(const struct dump_chain *c, const struct pm_file *pm, int to,
+		      uint32_t pages_id, uint64_t *written)
+{
+	struct range_set pages = RANGE_SET_INIT, none = RANGE_SET_INIT;
+	struct dir_sink sink;
+	int err;
+
+	pm_covered(pm, &pages);
+	if (dir_sink_open(&sink, to, pm->name, pages_id)) {
+		range_set_free(&pages);
+		return -1;
+	}
+	err = sink_put_entries(&sink.base, &pages, &none) ||
+	      write_pages(c, pm->name, &pages, &sink.base);
+	range_set_free(&pages);
+	if (err) {
+		sink.base.ops->abort(&sink.base);
+		return -1;
+	}
+	err = sink.base.ops->finish(&sink.base);
+	*written += sink.base.pages_written;
+	return err;
+}
+
 int chain_flatten(const struct dump_chain *c, const char *out, struct flatten_result *r)
 {
 	const struct dump *top = &c->d[0];
-	struct range_set pages = RANGE_SET_INIT, none = RANGE_SET_INIT;
 	struct dump_identity id;
 	struct dump_dir dd;
-	struct dir_sink sink;
-	bool sink_open = false;
 
 	memset(r, 0, sizeof(*r));
 	if (meta_read_identity(top, &id))
@@ -96,27 +123,16 @@ int chain_flatten(const struct dump_chain *c, const char *out, struct flatten_re
 	id.parent_id[0] = '\0';
 	if (dump_dir_begin(&dd, out, false))
 		return -1;
-	dump_covered(top, &pages);
-	if (dir_sink_open(&sink, dd.fd, top->pid))
-		goto fail;
-	sink_open = true;
-	if (sink_put_entries(&sink.base, &pages, &none) || write_pages(c, &pages, &sink.base))
-		goto fail;
-	sink_open = false;
-	if (sink.base.ops->finish(&sink.base))
-		goto fail;
-	r->pages_written = sink.base.pages_written;
+	for (size_t i = 0; i < top->npms; i++)
+		if (flatten_pm(c, &top->pms[i], dd.fd, (uint32_t)i + 1, &r->pages_written))
+			goto fail;
 	r->bytes = r->pages_written * PAGE_SIZE;
 	if (copy_meta(top, dd.fd, &r->files_copied) || meta_write_inventory(dd.fd, &id) ||
 	    dump_dir_commit(&dd))
 		goto fail;
-	range_set_free(&pages);
 	return 0;
 fail:
-	if (sink_open)
-		sink.base.ops->abort(&sink.base);
 	dump_dir_abort(&dd);
-	range_set_free(&pages);
 	dt_err_prefix("flattening into %s: ", out);
 	return -1;
 }

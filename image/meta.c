@@ -117,28 +117,54 @@ int meta_read_identity(const struct dump *d, struct dump_identity *id)
 	return 0;
 }
 
-int meta_write_pstree(int dirfd, const struct proc_stat *st, const pid_t *tids, int n)
+int meta_write_pstree(int dirfd, const struct pstree_proc *procs, int nprocs)
 {
-	PstreeEntry e = PSTREE_ENTRY__INIT;
-	uint32_t *threads = xcalloc(n, sizeof(*threads));
-	char path[64], *buf;
-	int err, pgid = 0, sid = 0;
+	PstreeEntry *e = xcalloc(nprocs, sizeof(*e));
+	const ProtobufCMessage **m = xcalloc(nprocs, sizeof(*m));
+	struct img_out o;
+	int err = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", st->pid);
-	buf = read_file(path, NULL);
-	if (buf && strrchr(buf, ')'))
-		sscanf(strrchr(buf, ')') + 2, "%*c %*d %d %d", &pgid, &sid);
-	free(buf);
-	for (int i = 0; i < n; i++)
-		threads[i] = (uint32_t)tids[i];
-	e.pid = st->pid;
-	e.ppid = 0;	/* the root of the dumped tree, as CRIU writes it */
-	e.pgid = pgid;
-	e.sid = sid;
-	e.n_threads = n;
-	e.threads = threads;
-	err = write_single(dirfd, "pstree.img", IMG_PSTREE_MAGIC, &e.base);
-	free(threads);
+	for (int k = 0; k < nprocs; k++) {
+		const struct pstree_proc *p = &procs[k];
+		char path[64], *buf;
+		int pgid = 0, sid = 0;
+
+		pstree_entry__init(&e[k]);
+		snprintf(path, sizeof(path), "/proc/%d/stat", p->st->pid);
+		buf = read_file(path, NULL);
+		if (buf && strrchr(buf, ')'))
+			sscanf(strrchr(buf, ')') + 2, "%*c %*d %d %d", &pgid, &sid);
+		free(buf);
+		e[k].pid = p->st->pid;
+		e[k].ppid = k ? p->st->ppid : 0;	/* the root's, as CRIU writes it */
+		e[k].pgid = pgid;
+		e[k].sid = sid;
+		e[k].n_threads = p->n;
+		e[k].threads = xcalloc(p->n ? p->n : 1, sizeof(uint32_t));
+		for (int i = 0; i < p->n; i++)
+			e[k].threads[i] = (uint32_t)p->tids[i];
+		e[k].has_dt_start_time = e[k].has_dt_uffd_ino = e[k].has_dt_generation = true;
+		e[k].has_dt_full = true;
+		e[k].dt_start_time = p->st->start_time;
+		e[k].dt_uffd_ino = p->uffd_ino;
+		e[k].dt_generation = p->generation;
+		e[k].dt_full = p->full;
+		e[k].has_dt_forks = p->forks_known;
+		e[k].dt_forks = p->forks;
+		m[k] = &e[k].base;
+	}
+	if (img_create(&o, dirfd, "pstree.img", IMG_PSTREE_MAGIC))
+		err = -1;
+	for (int k = 0; k < nprocs && !err; k++)
+		err = img_put_msg(&o, m[k]);
+	if (!err)
+		err = img_close(&o);
+	else if (o.fd >= 0)
+		img_discard(&o);
+	for (int k = 0; k < nprocs; k++)
+		free(e[k].threads);
+	free(e);
+	free(m);
 	return err;
 }
 

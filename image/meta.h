@@ -64,7 +64,19 @@ struct dump;
 void dump_identity_new_id(char id[DUMP_ID_LEN + 1]);
 int meta_write_inventory(int dirfd, const struct dump_identity *id);
 int meta_read_identity(const struct dump *d, struct dump_identity *id);
-int meta_write_pstree(int dirfd, const struct proc_stat *st, const pid_t *tids, int n);
+/* One process of a dumped tree, with its tracking session (0: untracked). */
+struct pstree_proc {
+	const struct proc_stat *st;
+	const pid_t *tids;
+	int n;
+	uint64_t uffd_ino, generation;
+	bool full;			/* stored whole, no page in the parent */
+	bool forks_known;		/* every fork since tracking began was counted */
+	uint64_t forks;
+};
+
+/* pstree.img: the root first, parents before their children. */
+int meta_write_pstree(int dirfd, const struct pstree_proc *procs, int nprocs);
 int meta_write_mm(int dirfd, const struct proc_stat *st, const struct vma_list *vmas);
 /* shared: the process's queue, written with the main thread (may be NULL). */
 int meta_write_core(int dirfd, pid_t pid, const struct proc_stat *st, const struct thread_regs *t,

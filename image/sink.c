@@ -8,8 +8,6 @@
 #include "lib/util.h"
 #include "pagemap.pb-c.h"
 
-#define PAGES_ID 1
-
 static int dir_entry(struct page_sink *base, uint64_t vaddr, uint64_t nr, uint32_t flags)
 {
 	struct dir_sink *s = (struct dir_sink *)base;
@@ -59,7 +57,7 @@ static const struct page_sink_ops dir_ops = {
 	.entry = dir_entry, .pages = dir_pages, .finish = dir_finish, .abort = dir_abort,
 };
 
-int dir_sink_open(struct dir_sink *s, int dirfd, pid_t pid)
+int dir_sink_open(struct dir_sink *s, int dirfd, const char *pagemap, uint32_t pages_id)
 {
 	PagemapHead head = PAGEMAP_HEAD__INIT;
 	char name[64];
@@ -67,11 +65,10 @@ int dir_sink_open(struct dir_sink *s, int dirfd, pid_t pid)
 	memset(s, 0, sizeof(*s));
 	s->base.ops = &dir_ops;
 	s->pagemap.fd = s->pages.fd = -1;
-	snprintf(name, sizeof(name), "pagemap-%d.img", pid);
-	if (img_create(&s->pagemap, dirfd, name, IMG_PAGEMAP_MAGIC))
+	if (img_create(&s->pagemap, dirfd, pagemap, IMG_PAGEMAP_MAGIC))
 		return -1;
-	head.pages_id = PAGES_ID;
-	snprintf(name, sizeof(name), "pages-%d.img", PAGES_ID);
+	head.pages_id = pages_id;
+	snprintf(name, sizeof(name), "pages-%u.img", pages_id);
 	if (img_put_msg(&s->pagemap, &head.base) || img_create(&s->pages, dirfd, name, 0)) {
 		dir_abort(&s->base);
 		return -1;

@@ -28,13 +28,13 @@ struct page_sink {
 	uint64_t pages_written;
 };
 
-/* pagemap-PID.img and pages-1.img in an image directory */
+/* A pagemap image (pagemap-PID.img, pagemap-shmem-SHMID.img) and its pages-ID.img */
 struct dir_sink {
 	struct page_sink base;
 	struct img_out pagemap, pages;
 };
 
-int dir_sink_open(struct dir_sink *s, int dirfd, pid_t pid);
+int dir_sink_open(struct dir_sink *s, int dirfd, const char *pagemap, uint32_t pages_id);
 
 /* Write the entries of a dump: present and parent are disjoint sets. */
 int sink_put_entries(struct page_sink *s, const struct range_set *present,

@@ -618,6 +618,14 @@ static void serve(struct holder *h)
 		/* exec may have come before its event: never hand out a stale context */
 		if (rq.op == HOLDER_OP_GET)
 			look_at_target(h);
+		/* a fork that returned before the question is in the answer */
+		if (h->state.events == HOLDER_EVENTS_CONNECTOR) {
+			bool lost;
+
+			proc_events_read(&h->ev, on_event, h, &lost);
+			if (lost)
+				h->state.events_lost = 1;
+		}
 		if (keep)
 			h->state.leases = (uint32_t)h->nleases + 1;
 		if (!h->done || rq.op == HOLDER_OP_STOP)

@@ -83,11 +83,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (img_parse(&in, kind->magic))
 		goto out;
 	if (!kind->desc) {
-		struct dump d = { .dirfd = -1 };
+		struct pm_file pm = { .key = 1 };
 		uint64_t bytes;
 
-		dump_parse_pagemap(&d, &in, &bytes);
-		free(d.ents);
+		dump_parse_pagemap(&pm, &in, &bytes);
+		free(pm.ents);
 		goto out;
 	}
 	while (img_get_msg(&in, kind->desc, &m) == 0) {

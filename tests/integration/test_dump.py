@@ -104,17 +104,45 @@ def img_records(path, magic):
 
 
 class Dump:
-    """One dump directory: its pagemap entries (checked to be well-formed)
-    and its pages.  flags: {page address: PE_*}."""
+    """One process of a dump directory (the root by default): its pagemap
+    entries (checked to be well-formed) and its pages, private ones from
+    pagemap-PID.img and shared ones from pagemap-shmem-SHMID.img placed where
+    the process's mm image maps each object.  flags: {page address: PE_*}."""
 
-    def __init__(self, path):
+    def __init__(self, path, pid=None, top=None):
+        """top: the dump of the chain asked for, whose mappings place the
+        shared objects (a process may be absent from its parents)."""
         self.path = os.path.realpath(path)
-        (pm,) = glob.glob(os.path.join(self.path, 'pagemap-*.img'))
-        self.pid = int(os.path.basename(pm)[8:-4])
+        tree = img_records(os.path.join(self.path, 'pstree.img'), PSTREE_MAGIC)
+        self.pids = [e[1][0] for e in tree]
+        self.pid = self.pids[0] if pid is None else pid
+        self.flags, self.where = {}, {}
+        self.entries = []
+        if self.pid in self.pids:
+            pm = os.path.join(self.path, f'pagemap-{self.pid}.img')
+            for vaddr, nr, flags, data, off in self._read_pm(pm):
+                self._add(vaddr, nr, flags, data, off)
+            (mm,) = img_records(os.path.join(self.path, f'mm-{self.pid}.img'), MM_MAGIC)
+            self.mm = mm
+        shm = {}
+        for f in glob.glob(os.path.join(self.path, 'pagemap-shmem-*.img')):
+            shm[int(os.path.basename(f)[14:-4])] = list(self._read_pm(f))
+        mm = (top or self).mm
+        for v in map(pb_fields, mm.get(14, [])):
+            start, end, pgoff, shmid = v[1][0], v[2][0], v[3][0], v[4][0]
+            for vaddr, nr, flags, data, off in shm.get(shmid, []):
+                lo, hi = max(vaddr, pgoff), min(vaddr + nr * PAGE, pgoff + end - start)
+                if lo < hi:
+                    self._add(start + lo - pgoff, (hi - lo) // PAGE, flags, data,
+                              off + (lo - vaddr) if off is not None else None)
+        self.entries.sort()
+        link = os.path.join(self.path, 'parent')
+        self.parent = os.path.realpath(link) if os.path.islink(link) else None
+
+    def _read_pm(self, pm):
         head, *ents = img_records(pm, PAGEMAP_MAGIC)
         with open(os.path.join(self.path, f'pages-{head[1][0]}.img'), 'rb') as f:
-            self.data = f.read()
-        self.entries, self.flags, self.offset = [], {}, {}
+            data = f.read()
         off = prev_end = 0
         for e in ents:
             vaddr, nr, flags = e[1][0], e[2][0], e.get(4, [0])[0]
@@ -123,19 +151,23 @@ class Dump:
                   f'{pm}: bad, overlapping or unsorted entry {vaddr:#x}+{nr}')
             check(flags in (PE_PRESENT, PE_PARENT), f'{pm}: flags {flags} at {vaddr:#x}')
             prev_end = vaddr + nr * PAGE
-            self.entries.append((vaddr, nr, flags))
-            for k in range(nr):
-                a = vaddr + k * PAGE
-                self.flags[a] = flags
-                if flags == PE_PRESENT:
-                    self.offset[a], off = off, off + PAGE
-        check_eq(len(self.data), off, f'{self.path}: pages file size vs PE_PRESENT pages')
-        link = os.path.join(self.path, 'parent')
-        self.parent = os.path.realpath(link) if os.path.islink(link) else None
+            yield vaddr, nr, flags, data, (off if flags == PE_PRESENT else None)
+            if flags == PE_PRESENT:
+                off += nr * PAGE
+        check_eq(len(data), off, f'{pm}: pages file size vs PE_PRESENT pages')
+
+    def _add(self, vaddr, nr, flags, data, off):
+        self.entries.append((vaddr, nr, flags))
+        for k in range(nr):
+            a = vaddr + k * PAGE
+            check(a not in self.flags, f'{self.path}: two entries for {a:#x}')
+            self.flags[a] = flags
+            if flags == PE_PRESENT:
+                self.where[a] = (data, off + k * PAGE)
 
     def page(self, a):
-        o = self.offset[a]
-        return self.data[o:o + PAGE]
+        data, o = self.where[a]
+        return data[o:o + PAGE]
 
     def count(self, flag):
         return sum(1 for f in self.flags.values() if f == flag)
@@ -144,18 +176,18 @@ class Dump:
         return {a for a, f in self.flags.items() if f == flag and lo <= a < hi}
 
 
-def chain_of(path):
-    chain = [Dump(path)]
+def chain_of(path, pid=None):
+    chain = [Dump(path, pid)]
     while chain[-1].parent:
         check(len(chain) < 64, f'{path}: parent chain loops')
-        chain.append(Dump(chain[-1].parent))
+        chain.append(Dump(chain[-1].parent, chain[0].pid, chain[0]))
     return chain
 
 
-def resolve(path):
+def resolve(path, pid=None):
     """{page address: bytes} for every page with an entry in dump `path`:
     follow the parent links, the newest PE_PRESENT copy wins."""
-    chain, out = chain_of(path), {}
+    chain, out = chain_of(path, pid), {}
     for a in chain[0].flags:
         for d in chain:
             f = d.flags.get(a)
@@ -260,6 +292,7 @@ class Mem:
     def __init__(self, t, tmp, tag=''):
         self.t, self.tmp, self.tag = t, tmp, tag
         self.kind, self.content, self.written, self.blank = {}, {}, {}, {}
+        self.whole_next = set()     # shared regions a child outside the tree maps
 
     def map(self, name, kind, n, file_byte=0x5a):
         path = None
@@ -325,6 +358,9 @@ class Mem:
     def forkwrite(self, name, p, b):
         """A forked child writes the page: only shared memory changes."""
         self.t.forkwrite(name, p, b)
+        # the child wrote through page tables we never see, and maps the object
+        # as long as it lives (it pauses): stored whole from now on
+        self.whole_next.add(name)
         if self.kind[name] in SHMEM:
             self._set(name, p, 1, lambda old: old[:WRITE_OFFSET] + bytes([b]) + old[WRITE_OFFSET + 1:])
 
@@ -369,6 +405,14 @@ class Mem:
             s.clear()
 
 
+
+def stored_whole(kind):
+    """Shared memory an incremental dump stores whole: files (write(2) changes
+    them unseen), and shared anonymous memory whose holes we cannot see
+    (without map_files a punched hole looks unchanged)."""
+    return kind == 'memfd' or (kind == 'shared' and not map_files_readable())
+
+
 def ranges(idx):
     """Page indices as a compact string: '0-3,8,10-11'."""
     out, idx = [], sorted(idx)
@@ -402,7 +446,8 @@ def check_regions(m, dm, full, loose=()):
         pres = {(a - lo) // PAGE for a in dm.pages(PE_PRESENT, lo, hi)}
         par = {(a - lo) // PAGE for a in dm.pages(PE_PARENT, lo, hi)}
         have = set(m.content[name])
-        want = have if full or kind in SHMEM else have & m.written[name]
+        whole = full or stored_whole(kind) or (kind in SHMEM and name in m.whole_next)
+        want = have if whole else have & m.written[name]
         what = f'{os.path.basename(dm.path)}: region {name} ({kind})'
         if name in loose:
             check(want <= pres and pres | par == have,
@@ -474,10 +519,20 @@ def test_dump_full_regions(ctx):
             if not n.startswith('pages-'):
                 crit('decode', '-i', os.path.join(d, n))
                 crit('show', os.path.join(d, n))
-        ents = crit_decode(os.path.join(d, f'pagemap-{t.pid}.img'))['entries']
-        check_eq(ents[0].get('pages_id'), 1, 'crit: pagemap head')
-        check_eq([(e['vaddr'], e['nr_pages'], e['flags']) for e in ents[1:]], dm.entries,
-                 'crit pagemap entries vs ours')
+        crit_ents = []
+        for n in sorted(os.listdir(d)):
+            if n.startswith('pagemap-'):
+                ents = crit_decode(os.path.join(d, n))['entries']
+                check(os.path.exists(os.path.join(d, f'pages-{ents[0].get("pages_id")}.img')),
+                      f'crit: {n} head names a pages file that is not there')
+                crit_ents += [(n, e['vaddr'], e['nr_pages'], e['flags']) for e in ents[1:]]
+        ours = []
+        for n in sorted(os.listdir(d)):
+            if n.startswith('pagemap-'):
+                ours += [(n, v, nr, f) for v, nr, f, _, _ in dm._read_pm(os.path.join(d, n))]
+        check_eq(crit_ents, ours, 'crit pagemap entries vs ours')
+        check(any(n.startswith('pagemap-shmem-') for n in os.listdir(d)),
+              f'{d}: shared memory is not in a pagemap-shmem-SHMID.img')
         pst = crit_decode(os.path.join(d, 'pstree.img'))['entries'][0]
         check_eq((pst['pid'], pst['threads']), (t.pid, [t.pid]), 'crit pstree')
         vmas = crit_decode(os.path.join(d, f'mm-{t.pid}.img'))['entries'][0]['vmas']
@@ -932,8 +987,7 @@ def backend_run(ctx, backend):
                 lo, hi = m.span(name)
                 for a in range(lo, hi, PAGE):
                     if a in dm.flags:
-                        view[name, (a - lo) // PAGE] = (dm.flags[a], dm.offset.get(a) is not None
-                                                        and dm.page(a))
+                        view[name, (a - lo) // PAGE] = (dm.flags[a], a in dm.where and dm.page(a))
             views.append(view)
             m.mark()
             prev = d

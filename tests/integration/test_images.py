@@ -13,6 +13,7 @@ the culprit.
 Pagemaps are decoded independently of dirtytrack, with CRIU's crit.
 """
 import json
+import glob
 import os
 import shutil
 import signal
@@ -36,15 +37,42 @@ def crit_decode(path):
     return json.loads(r.stdout)
 
 
+def _num(v):
+    return int(v, 16) if isinstance(v, str) else v
+
+
+def crit_view(dump, pid):
+    """Process pid's pages as crit decodes them: [(vaddr, nr_pages, flags,
+    pages file, offset in it)], its private pagemap and each shared object's
+    pagemap-shmem-SHMID.img where its mm image maps the object, sorted."""
+    def entries(name):
+        doc = crit_decode(os.path.join(dump, name))
+        check_eq(doc['magic'], 'PAGEMAP', f'{name} magic')
+        pages, off, out = f'pages-{doc["entries"][0]["pages_id"]}.img', 0, []
+        for e in doc['entries'][1:]:
+            flags = e.get('flags', '')
+            out.append((_num(e['vaddr']), e['nr_pages'], flags, pages, off))
+            if 'PE_PRESENT' in flags:
+                off += e['nr_pages'] * PAGE
+        return out
+    view = entries(f'pagemap-{pid}.img')
+    mm = crit_decode(os.path.join(dump, f'mm-{pid}.img'))['entries'][0]
+    for v in mm['vmas']:
+        start, end, pgoff, shmid = (_num(v[k]) for k in ('start', 'end', 'pgoff', 'shmid'))
+        name = f'pagemap-shmem-{shmid}.img'
+        if not shmid or not os.path.exists(os.path.join(dump, name)):
+            continue
+        for off0, n, flags, pages, poff in entries(name):
+            lo, hi = max(off0, pgoff), min(off0 + n * PAGE, pgoff + end - start)
+            if lo < hi:
+                view.append((start + lo - pgoff, (hi - lo) // PAGE, flags, pages,
+                             poff + lo - off0))
+    return sorted(view)
+
+
 def pagemap(dump, pid):
-    """[(vaddr, nr_pages, flags-string)] of a dump, decoded by crit."""
-    doc = crit_decode(os.path.join(dump, f'pagemap-{pid}.img'))
-    check_eq(doc['magic'], 'PAGEMAP', 'pagemap magic')
-    out = []
-    for e in doc['entries'][1:]:
-        out.append((int(e['vaddr'], 16) if isinstance(e['vaddr'], str) else e['vaddr'],
-                    e['nr_pages'], e.get('flags', '')))
-    return out
+    """[(vaddr, nr_pages, flags-string)] of process pid in a dump, decoded by crit."""
+    return [e[:3] for e in crit_view(dump, pid)]
 
 
 def covered(entries, flag=None):
@@ -149,17 +177,18 @@ class Chain:
 def check_dump_pages(c, dump, names=('a', 'm', 'f')):
     """A whole dump (flattened, or resolved through crit's view of each
     pagemap of a chain) holds the bytes we wrote."""
-    ents = pagemap(dump, c.pid)
-    with open(os.path.join(dump, 'pages-1.img'), 'rb') as f:
-        data = f.read()
-    off, found = 0, {}
-    for vaddr, n, flags in ents:
+    ents = crit_view(dump, c.pid)
+    found, size = {}, {}
+    for vaddr, n, flags, pages, off in ents:
         if 'PE_PRESENT' not in flags:
             continue
+        with open(os.path.join(dump, pages), 'rb') as f:
+            f.seek(off)
+            data = f.read(n * PAGE)
+        check_eq(len(data), n * PAGE, f'{dump}/{pages}: short at {off}')
         for i in range(n):
-            found[vaddr + i * PAGE] = data[off + i * PAGE + WRITE_OFFSET]
-        off += n * PAGE
-    check_eq(off, len(data), f'{dump}: pages file size vs its pagemap')
+            found[vaddr + i * PAGE] = data[i * PAGE + WRITE_OFFSET]
+    ents = [e[:3] for e in ents]
     for addr, byte in c.byte.items():
         check(addr in found, f'{dump}: written page {addr:#x} not present')
         check_eq(found[addr], byte, f'{dump}: byte of page {addr:#x}')
@@ -193,8 +222,9 @@ def test_show_verify_chain(ctx):
         check_eq((doc['pages_present'], doc['pages_parent']),
                  (c.rep[2]['pages_present'], c.rep[2]['pages_parent']), 'totals vs dump')
         check_eq(doc['pages_total'], doc['pages_present'] + doc['pages_parent'], 'pages_total')
-        check_eq(doc['pages_bytes'], os.path.getsize(os.path.join(d3, 'pages-1.img')),
-                 'pages_bytes')
+        check_eq(doc['pages_bytes'], sum(os.path.getsize(p) for p in
+                                         glob.glob(os.path.join(d3, 'pages-*.img'))),
+                 'pages_bytes (all pages files)')
 
         # what each dump holds of our regions, as crit decodes it
         pm = {n: pagemap(c.dir(n), c.pid) for n in ('d1', 'd2', 'd3')}
@@ -302,7 +332,7 @@ def test_flatten(ctx):
         pid = c.pid
         names = sorted(os.listdir(out))
         for n in ('inventory.img', 'pstree.img', f'mm-{pid}.img', f'core-{pid}.img',
-                  f'pagemap-{pid}.img', 'pages-1.img', 'stats-dump'):
+                  f'pagemap-{pid}.img', 'pages-1.img', 'pages-2.img', 'stats-dump'):
             check(n in names, f'{n} missing from {names}')
         for n in ('pstree.img', f'mm-{pid}.img', f'core-{pid}.img', 'stats-dump'):
             with open(os.path.join(d3, n), 'rb') as a, open(os.path.join(out, n), 'rb') as b:

@@ -1,0 +1,218 @@
+"""Process trees: --tree tracks, dumps and verifies a process with all its
+descendants, as one CRIU image directory with shared memory stored once.
+
+The target forks children that serve commands of their own (forkserve):
+they share the parent's MAP_SHARED anonymous memory and memfd, and each has
+its own copy of the private memory.  Every dump is read back by the test's
+own reader (test_dump.Dump, per process, shared objects placed through each
+process's mm image) and compared byte for byte with /proc/PID/mem of every
+process, which is idle (or stopped) while it is read.
+"""
+
+import glob
+import os
+import signal
+import time
+
+from common import PAGE, check, check_eq, holders
+from test_dump import (PE_PARENT, PE_PRESENT, PSTREE_MAGIC, img_records, map_files_readable,
+                       resolve)
+
+
+def pstree(d):
+    return [(e[1][0], e[2][0]) for e in img_records(os.path.join(d, 'pstree.img'), PSTREE_MAGIC)]
+
+
+def live_page(pid, addr):
+    with open(f'/proc/{pid}/mem', 'rb', buffering=0) as f:
+        f.seek(addr)
+        return f.read(PAGE)
+
+
+def check_live(d, pids, regions):
+    """Every page of the test regions, as the chain of d resolves it for each
+    process, is the process's live page (a page without an entry must be
+    zero in the process)."""
+    for pid in pids:
+        res = resolve(d, pid)
+        for name, (base, n) in regions.items():
+            for i in range(n):
+                a = base + i * PAGE
+                live = live_page(pid, a)
+                got = res.get(a)
+                if got is None:
+                    check(live == bytes(PAGE), f'{d}: process {pid} {name} page {i}: no entry, '
+                          'but the process has content there')
+                else:
+                    check(got == live, f'{d}: process {pid} {name} page {i} differs from the '
+                          'live process')
+
+
+def present_pages(d, name_glob, base=0):
+    """Page indices (from base) of the PE_PRESENT entries of pagemap files."""
+    out = set()
+    for pm in glob.glob(os.path.join(d, name_glob)):
+        head, *ents = img_records(pm, 0x56084025)
+        for e in ents:
+            if e.get(4, [0])[0] == PE_PRESENT:
+                out |= {(e[1][0] - base) // PAGE + k for k in range(e[2][0])}
+    return out
+
+
+def private_present(d, pid, base, n):
+    return {i for i in present_pages(d, f'pagemap-{pid}.img', base) if 0 <= i < n}
+
+
+def dump_tree(ctx, root, d, *opts, parent=None):
+    args = ['dump', root, '-D', d, '--tree', *opts] + (['--parent', parent] if parent else [])
+    res = ctx.json(*args)
+    check_eq(res['tree'], True, 'json tree')
+    check_eq(sorted(p['pid'] for p in res['processes']), sorted(p for p, _ in pstree(d)),
+             'json processes vs pstree.img')
+    check_eq(res['pages_written'], sum(p['pages_written'] for p in res['processes']) +
+             sum(s['pages_written'] for s in res['shared']), 'total pages written')
+    return res
+
+
+SH_INODE = {}
+
+
+def inode_at(pid, addr):
+    with open(f'/proc/{pid}/maps') as f:
+        for line in f:
+            lo, hi = (int(x, 16) for x in line.split()[0].split('-'))
+            if lo <= addr < hi:
+                return int(line.split()[4])
+    raise AssertionError(f'{addr:#x} not mapped in {pid}')
+
+
+def shm_of(res):
+    """The report of the shared anonymous region 'sh'."""
+    (sh,) = [s for s in res['shared'] if s['shmid'] == SH_INODE['sh']]
+    return sh
+
+
+def wait_stopped(pid, timeout=5):
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(f'/proc/{pid}/stat') as f:
+            st = f.read().rsplit(')', 1)[1].split()[0]
+        if st in 'Tt':
+            return
+        check(time.monotonic() < deadline, f'process {pid} not stopped: state {st}')
+        time.sleep(0.01)
+
+
+def test_tree_dump_incremental_exact(ctx):
+    with ctx.target() as t:
+        sh = t.map('sh', 'shared', 32)
+        SH_INODE['sh'] = inode_at(t.pid, sh)
+        a = t.map('a', 'anon', 16)
+        t.map('m', 'memfd', 8)
+        t.fill('sh', 0, 32, 1)         # no holes: reading one would allocate it
+        t.fill('a', 0, 16, 2)
+        t.fill('m', 0, 8, 3)
+        c1 = t.forkserve(ctx.tmp)
+        c2 = t.forkserve(ctx.tmp)
+        regions = {k: t.regions[k] for k in ('sh', 'a', 'm')}
+        c1.fill('a', 0, 4, 0x11)          # copy-on-write: the child's own pages
+        doc = ctx.json('start', '--tree', t.pid)
+        check_eq(sorted(p['pid'] for p in doc['processes']), sorted([t.pid, c1.pid, c2.pid]),
+                 'start --tree processes')
+        d1, d2, d3, d4, d5 = (os.path.join(ctx.tmp, f'd{i}') for i in range(1, 6))
+        res = dump_tree(ctx, t.pid, d1)
+        check_eq(res['full'], True, 'first dump full')
+        check_eq(pstree(d1), [(t.pid, 0), (c1.pid, t.pid), (c2.pid, t.pid)], 'pstree.img')
+        # shared memory once: one pagemap-shmem file per object, not per process
+        check_eq(len(glob.glob(os.path.join(d1, 'pagemap-shmem-*.img'))), 2,
+                 'pagemap-shmem files (shared anon and memfd)')
+        check_eq(shm_of(res)['pages_written'], 32,
+                 'shared object stored once')
+        check_live(d1, [t.pid, c1.pid, c2.pid], regions)
+
+        # exact per-process dirty sets
+        t.write('a', 1, 2, 0x21)
+        c1.write('a', 5, 1, 0x22)
+        c1.write('sh', 7, 1, 0x23)
+        t.write('sh', 20, 1, 0x24)
+        res = dump_tree(ctx, t.pid, d2, parent=d1)
+        check_eq(res['full'], False, 'second dump incremental')
+        check_eq(private_present(d2, t.pid, a, 16), {1, 2}, 'root private pages stored')
+        check_eq(private_present(d2, c1.pid, a, 16), {5}, 'child 1 private pages stored')
+        check_eq(private_present(d2, c2.pid, a, 16), set(), 'child 2 private pages stored')
+        s = shm_of(res)
+        if map_files_readable() and s['incremental']:
+            shmid = s['shmid']
+            check_eq(present_pages(d2, f'pagemap-shmem-{shmid}.img'), {7, 20},
+                     'shared pages stored: the union of what each process wrote')
+        else:
+            check(s['whole_because'], f'shared object stored whole without a reason: {s}')
+        check(map_files_readable() <= s['incremental'], f'shared anon not incremental: {s}')
+        check_live(d2, [t.pid, c1.pid, c2.pid], regions)
+
+        # a child forks: the grandchild is new (whole); the object may have
+        # been written by a child we never saw: whole
+        g = c2.forkserve(ctx.tmp)
+        g.write('sh', 3, 1, 0x31)
+        g.write('a', 9, 1, 0x32)
+        res = dump_tree(ctx, t.pid, d3, parent=d2)
+        pr = {p['pid']: p for p in res['processes']}
+        check(g.pid in pr and pr[g.pid]['full'], f'grandchild stored whole: {pr.get(g.pid)}')
+        check(not pr[t.pid]['full'] and not pr[c1.pid]['full'], 'old processes incremental')
+        check_eq(shm_of(res)['incremental'], False, 'shared object after a fork')
+        check_live(d3, [t.pid, c1.pid, c2.pid, g.pid], regions)
+
+        # a child exits: it leaves the tree; what it wrote is in the object
+        c1.write('sh', 11, 1, 0x41)
+        c1.kill()
+        deadline = time.monotonic() + 5
+        while c1.alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        res = dump_tree(ctx, t.pid, d4, parent=d3)
+        check(c1.pid not in [p for p, _ in pstree(d4)], 'the exited child left the tree')
+        check_eq(shm_of(res)['incremental'], False, 'shared object after a mapper exited')
+        check_live(d4, [t.pid, c2.pid, g.pid], regions)
+
+        # frozen, left stopped: every process stopped, memory equal to the dump
+        t.write('a', 12, 1, 0x51)
+        g.write('sh', 30, 1, 0x52)
+        res = dump_tree(ctx, t.pid, d5, '--leave-stopped', parent=d4)
+        pids = [t.pid, c2.pid, g.pid]
+        try:
+            for pid in pids:
+                wait_stopped(pid)
+            check_live(d5, pids, regions)
+            v = ctx.json('verify', d5, '--pid', t.pid)
+            check_eq((v['equal'], len(v['processes'])), (True, 3), 'verify --pid of the tree')
+            show = ctx.json('show', d5)
+            check_eq(sorted(p['pid'] for p in show['processes']), sorted(pids), 'show processes')
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        # diff of two tree dumps: per process
+        r, out, _ = ctx.run('-j', 'diff', d4, d5)
+        check_eq(r, 1, 'diff of two different tree dumps')
+        doc = ctx.json('stop', '--tree', t.pid)
+        check_eq(sorted(p['pid'] for p in doc['processes']), sorted(pids), 'stop --tree')
+        for pid in pids:
+            deadline = time.monotonic() + 5
+            while holders(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            check(not holders(pid), f'holder of {pid} after stop --tree: {holders(pid)}')
+        for c in (c2, g):
+            c.kill()
+
+
+def test_tree_refused_parent_does_not_inject(ctx):
+    """A tree dump on a parent that cannot be used fails before anything changes."""
+    with ctx.target() as t:
+        t.map('a', 'anon', 4)
+        c = t.forkserve(ctx.tmp)
+        d1 = os.path.join(ctx.tmp, 'one')
+        ctx.json('dump', t.pid, '-D', d1)      # the root alone
+        rc, _, err = ctx.run('dump', t.pid, '-D', os.path.join(ctx.tmp, 'two'), '--tree',
+                             '--parent', d1)
+        check_eq(rc, 0, f'tree on a one-process parent: the new child is stored whole: {err}')
+        check('stored whole' in err or err == '', f'stderr: {err!r}')
+        ctx.json('stop', '--tree', t.pid)
+        c.kill()
