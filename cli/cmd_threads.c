@@ -9,6 +9,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "lib/syscalls.h"
+#include "image/meta.h"
 #include "lib/util.h"
 #include "tracker/threads.h"
 
@@ -63,6 +64,21 @@ void print_backtrace(const struct backtrace *bt, const char *indent)
 	}
 	if (bt->end != UNWIND_END_OUTERMOST)
 		printf("%s(the trace ends at %s)\n", indent, unwind_end_text(bt->end));
+}
+
+void record_backtraces(pid_t pid, struct thread_regs *regs, int n)
+{
+	struct dt_err_saved before;
+	struct unwinder *u;
+
+	dt_err_save(&before);
+	u = unwinder_open(pid, UNWIND_DEPTH_DEFAULT);
+	for (int i = 0; u && i < n; i++)
+		regs[i].has_bt = unwinder_trace(u, regs[i].tid, regs[i].valid ? &regs[i].regs : NULL,
+						&regs[i].bt) == 0;
+	unwinder_close(u);
+	/* the dump goes on whatever happened here; its own errors come later */
+	dt_err_restore(&before);
 }
 
 static void syscall_text(const struct task_syscall *sc, char *buf, size_t len)

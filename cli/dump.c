@@ -163,6 +163,7 @@ static int freeze(struct dump_job *j)
 		r->valid = ptrace(PTRACE_GETREGS, r->tid, 0, &r->regs) == 0 &&
 			   ptrace(PTRACE_GETFPREGS, r->tid, 0, &r->fpregs) == 0;
 	}
+	record_backtraces(j->a.pid, j->regs, j->nregs);
 	return 0;
 }
 
@@ -412,8 +413,10 @@ static void job_free(struct dump_job *j)
 	set_free_all(j);
 	chain_close(&j->parent);
 	tracker_close(&j->t);
-	for (int i = 0; i < j->nregs; i++)
+	for (int i = 0; i < j->nregs; i++) {
 		free(j->regs[i].pending.sig);
+		backtrace_free(&j->regs[i].bt);
+	}
 	free(j->regs);
 	free(j->shared.sig);
 }

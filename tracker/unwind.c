@@ -38,7 +38,7 @@
 #include "tracker/unwind.h"
 
 #define CACHE_PAGES 64
-#define NAME_SLOTS 1024
+#define IP_SLOTS 1024
 #define NAME_MAX_LEN 512
 /* a trace of 1024 frames reads a few thousand words; a hostile one stops here */
 #define READS_MAX 65536
@@ -50,11 +50,15 @@ struct page_slot {
 	unsigned char data[PAGE_SIZE];
 };
 
-struct name_slot {
+/* What we learnt of one address: its name, its function's unwind range. */
+struct ip_slot {
 	uint64_t ip;
-	bool used, found;
+	bool used;
+	bool name_known, found;
 	char *name;
 	uint64_t off;
+	bool pi_known, has_pi;
+	uint64_t start_ip, end_ip;
 };
 
 struct unwinder {
@@ -65,7 +69,7 @@ struct unwinder {
 	void *upt;
 	struct vma_list maps;
 	struct page_slot *cache;
-	struct name_slot *names;
+	struct ip_slot *ips;
 	/* the thread being unwound */
 	struct user_regs_struct regs;
 	uint64_t reads, deadline;
@@ -254,10 +258,10 @@ static int acc_dyn_info_list_addr(unw_addr_space_t as, unw_word_t *addr, void *a
 	return -UNW_ENOINFO;
 }
 
-static struct name_slot *name_slot(struct unwinder *u, uint64_t ip)
+static struct ip_slot *ip_slot(struct unwinder *u, uint64_t ip)
 {
-	for (size_t i = 0, h = (ip * 0x9e3779b97f4a7c15ULL) >> 54; i < NAME_SLOTS; i++) {
-		struct name_slot *s = &u->names[(h + i) % NAME_SLOTS];
+	for (size_t i = 0, h = (ip * 0x9e3779b97f4a7c15ULL) >> 54; i < IP_SLOTS; i++) {
+		struct ip_slot *s = &u->ips[(h + i) % IP_SLOTS];
 
 		if (!s->used || s->ip == ip)
 			return s;
@@ -269,14 +273,14 @@ static int acc_proc_name(unw_addr_space_t as, unw_word_t ip, char *buf, size_t l
 			 unw_word_t *off, void *arg)
 {
 	struct unwinder *u = of(as);
-	struct name_slot *s;
+	struct ip_slot *s;
 	int r;
 
 	(void)arg;
 	if (!u)
 		return -UNW_ENOINFO;
-	s = name_slot(u, ip);
-	if (s && s->used) {
+	s = ip_slot(u, ip);
+	if (s && s->name_known) {
 		if (!s->found)
 			return -UNW_ENOINFO;
 		snprintf(buf, len, "%s", s->name);
@@ -289,7 +293,7 @@ static int acc_proc_name(unw_addr_space_t as, unw_word_t ip, char *buf, size_t l
 	if (r == -UNW_ENOMEM && len)
 		r = 0;
 	if (s) {
-		s->used = true;
+		s->used = s->name_known = true;
 		s->ip = ip;
 		s->found = r == 0;
 		s->name = r == 0 ? xstrdup(buf) : NULL;
@@ -335,7 +339,7 @@ struct unwinder *unwinder_open(pid_t pid, int depth)
 	}
 	unw_set_caching_policy(u->as, UNW_CACHE_GLOBAL);
 	u->cache = xcalloc(CACHE_PAGES, sizeof(*u->cache));
-	u->names = xcalloc(NAME_SLOTS, sizeof(*u->names));
+	u->ips = xcalloc(IP_SLOTS, sizeof(*u->ips));
 	return u;
 fail:
 	unwinder_close(u);
@@ -352,9 +356,9 @@ void unwinder_close(struct unwinder *u)
 		_UPT_destroy(u->upt);
 	if (u->memfd >= 0)
 		close(u->memfd);
-	for (size_t i = 0; u->names && i < NAME_SLOTS; i++)
-		free(u->names[i].name);
-	free(u->names);
+	for (size_t i = 0; u->ips && i < IP_SLOTS; i++)
+		free(u->ips[i].name);
+	free(u->ips);
 	free(u->cache);
 	vma_list_free(&u->maps);
 	free(u);
@@ -390,12 +394,27 @@ static bool thread_gone(pid_t pid, pid_t tid)
 static bool proc_info(struct unwinder *u, uint64_t ip, bool is_return, unw_proc_info_t *pi)
 {
 	uint64_t at = is_return ? ip - 1 : ip;
+	struct ip_slot *s = ip_slot(u, at);
+	bool has;
 
 	memset(pi, 0, sizeof(*pi));
-	if (acc_find_proc_info(u->as, at, pi, 0, u->upt))
-		return false;
-	acc_put_unwind_info(u->as, pi, u->upt);
-	return pi->start_ip <= at && at < pi->end_ip;
+	if (s && s->pi_known) {
+		pi->start_ip = s->start_ip;
+		pi->end_ip = s->end_ip;
+		return s->has_pi;
+	}
+	has = acc_find_proc_info(u->as, at, pi, 0, u->upt) == 0;
+	if (has)
+		acc_put_unwind_info(u->as, pi, u->upt);
+	has = has && pi->start_ip <= at && at < pi->end_ip;
+	if (s) {
+		s->used = s->pi_known = true;
+		s->ip = at;
+		s->has_pi = has;
+		s->start_ip = pi->start_ip;
+		s->end_ip = pi->end_ip;
+	}
+	return has;
 }
 
 /*
