@@ -84,44 +84,39 @@ static struct unwinder *of(unw_addr_space_t as)
 	return active && active->as == as ? active : NULL;
 }
 
-static const char *const end_names[UNWIND_END_COUNT] = {
-	[UNWIND_END_OUTERMOST] = "outermost",
-	[UNWIND_END_DEPTH] = "depth",
-	[UNWIND_END_NO_INFO] = "no-unwind-info",
-	[UNWIND_END_BAD_IP] = "bad-return-address",
-	[UNWIND_END_BAD_SP] = "bad-stack-pointer",
-	[UNWIND_END_LOOP] = "loop",
-	[UNWIND_END_UNREADABLE] = "unreadable",
-	[UNWIND_END_BUDGET] = "budget",
-	[UNWIND_END_GONE] = "gone",
-};
-
-static const char *const end_texts[UNWIND_END_COUNT] = {
-	[UNWIND_END_OUTERMOST] = "the thread's first frame",
-	[UNWIND_END_DEPTH] = "the depth asked for (--depth)",
-	[UNWIND_END_NO_INFO] = "a frame without unwind information (JIT code, assembly?)",
-	[UNWIND_END_BAD_IP] = "a return address outside any executable mapping",
-	[UNWIND_END_BAD_SP] = "a stack pointer that did not move up its stack, or left it",
-	[UNWIND_END_LOOP] = "a frame seen before (a loop in the stack)",
-	[UNWIND_END_UNREADABLE] = "a frame that could not be read or followed (a corrupted stack?)",
-	[UNWIND_END_BUDGET] = "too many memory reads or too long for one thread",
-	[UNWIND_END_GONE] = "the thread exited while it was unwound",
+/* Each end's word (JSON, images) and sentence (text), one row each. */
+static const struct {
+	const char *name, *text;
+} ends[UNWIND_END_COUNT] = {
+	[UNWIND_END_OUTERMOST] = { "outermost", "the thread's first frame" },
+	[UNWIND_END_DEPTH] = { "depth", "the depth asked for (--depth)" },
+	[UNWIND_END_NO_INFO] = { "no-unwind-info",
+				 "a frame without unwind information (JIT code, assembly?)" },
+	[UNWIND_END_BAD_IP] = { "bad-return-address",
+				"a return address outside any executable mapping" },
+	[UNWIND_END_BAD_SP] = { "bad-stack-pointer",
+				"a stack pointer that did not move up its stack, or left it" },
+	[UNWIND_END_LOOP] = { "loop", "a frame seen before (a loop in the stack)" },
+	[UNWIND_END_UNREADABLE] = { "unreadable", "a frame that could not be read or followed "
+				    "(a corrupted stack?)" },
+	[UNWIND_END_BUDGET] = { "budget", "too many memory reads or too long for one thread" },
+	[UNWIND_END_GONE] = { "gone", "the thread exited while it was unwound" },
 };
 
 const char *unwind_end_name(enum unwind_end e)
 {
-	return (unsigned)e < UNWIND_END_COUNT ? end_names[e] : "unknown";
+	return (unsigned)e < UNWIND_END_COUNT ? ends[e].name : "unknown";
 }
 
 const char *unwind_end_text(enum unwind_end e)
 {
-	return (unsigned)e < UNWIND_END_COUNT ? end_texts[e] : "unknown";
+	return (unsigned)e < UNWIND_END_COUNT ? ends[e].text : "unknown";
 }
 
 int unwind_end_parse(const char *name)
 {
 	for (int i = 0; name && i < UNWIND_END_COUNT; i++)
-		if (!strcmp(end_names[i], name))
+		if (!strcmp(ends[i].name, name))
 			return i;
 	return -1;
 }

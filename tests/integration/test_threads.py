@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 
-from common import check, check_eq
+from common import as_user, check, check_eq, second_user
 
 EXIT_ERROR, EXIT_GONE = 2, 5
 # how a trace may end on a corrupted stack: cleanly, with the reason
@@ -170,6 +170,17 @@ def test_threads_depth(ctx):
             rc, out, err = ctx.run('threads', '--depth', bad, t.pid)
             check_eq(rc, EXIT_ERROR, f'--depth {bad}')
             check('--depth' in err and len(err.strip().splitlines()) == 1, err)
+
+
+def test_threads_other_users_process(ctx):
+    """Root, with only the capabilities threads keeps, unwinds another
+    user's process: its memory, registers and mapped files."""
+    uid, gid = second_user()
+    with ctx.target(preexec=as_user(uid, gid)) as t:
+        reader, = park(t, 'read')
+        th = by_tid(ctx.json('threads', t.pid))[reader]
+        check('dt_park_read' in names(th) and th['end'] == 'outermost', f'{th}')
+        check_eq(th['syscall']['name'], 'read', 'its system call')
 
 
 def test_threads_no_such_process(ctx):
