@@ -11,7 +11,12 @@ LDFLAGS  += $(SANFLAGS)
 NL_CFLAGS := $(shell pkg-config --cflags libnl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
 NL_LIBS   := $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
 CFLAGS   += $(NL_CFLAGS)
-LIBS     := -lcap -lprotobuf-c $(NL_LIBS)
+# libunwind's remote (ptrace) unwinder: Debian's libunwind-dev has a .pc for it
+UNW_CFLAGS := $(shell pkg-config --cflags libunwind-ptrace 2>/dev/null)
+UNW_LIBS   := $(shell pkg-config --libs libunwind-ptrace 2>/dev/null || \
+		echo -lunwind-ptrace -lunwind-generic -lunwind)
+CFLAGS   += $(UNW_CFLAGS)
+LIBS     := -lcap -lprotobuf-c $(NL_LIBS) $(UNW_LIBS)
 PYTHON   ?= python3
 VERSION  := 0.1
 
@@ -64,6 +69,18 @@ $(VERSION_H): FORCE
 	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
 $(BUILD)/obj/cli/help.o: $(VERSION_H)
+
+# System call names, from the headers the tool is built against: the
+# compiler's own view of <asm/unistd_64.h> (-dM), one "[NR] = "name"," a call.
+SYSCALL_NAMES_H := $(BUILD)/gen/syscall_names.h
+$(SYSCALL_NAMES_H): Makefile
+	@mkdir -p $(dir $@)
+	echo '#include <asm/unistd_64.h>' | $(CC) -E -dM - | \
+		sed -n 's/^#define __NR_\([a-z0-9_]*\) \([0-9][0-9]*\)$$/\t[\2] = "\1",/p' >$@.tmp
+	@test -s $@.tmp || { echo "no system call numbers in <asm/unistd_64.h>"; rm -f $@.tmp; exit 1; }
+	@mv $@.tmp $@
+
+$(BUILD)/obj/lib/syscalls.o: $(SYSCALL_NAMES_H)
 
 $(BUILD)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)

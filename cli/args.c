@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "lib/util.h"
+#include "tracker/unwind.h"
 
 #define FIELD(f) offsetof(struct args, f)
 
@@ -82,8 +83,11 @@ const struct dt_option dt_options[] = {
 	  FIELD(pages) },
 	{ 0, "bytes", NULL, "also count the bytes that differ inside changed pages", NULL,
 	  OPT_FLAG, NULL, COMPLETE_NONE, ON(CMD_DIFF), false, FIELD(bytes) },
-	{ 0, "threads", NULL, "each thread as the dump recorded it: registers, pending signals",
-	  NULL, OPT_FLAG, NULL, COMPLETE_NONE, ON(CMD_SHOW), false, FIELD(threads) },
+	{ 0, "threads", NULL, "each thread: as the dump recorded it (registers, backtrace, pending "
+	  "signals); watch: its CPU time in each interval", NULL, OPT_FLAG, NULL, COMPLETE_NONE,
+	  ON(CMD_SHOW) | ON(CMD_WATCH), false, FIELD(threads) },
+	{ 0, "depth", "N", "backtraces of at most N frames", "64", OPT_INT, NULL, COMPLETE_NONE,
+	  ON(CMD_THREADS), false, FIELD(depth), 1, UNWIND_DEPTH_MAX },
 	{ 'v', "verbose", NULL, "also the pages written per kind of mapping", NULL, OPT_FLAG, NULL,
 	  COMPLETE_NONE, ON(CMD_WATCH), false, FIELD(verbose) },
 	{ 'j', "json", NULL, "print JSON: one document, or one line per event", NULL, OPT_FLAG,

@@ -18,7 +18,7 @@
 
 /* Every command, in the order of the command table (cli/main.c). */
 enum dt_cmd_id {
-	CMD_CHECK, CMD_START, CMD_STOP, CMD_STATUS, CMD_WATCH, CMD_DUMP, CMD_PRECOPY,
+	CMD_CHECK, CMD_START, CMD_STOP, CMD_STATUS, CMD_WATCH, CMD_THREADS, CMD_DUMP, CMD_PRECOPY,
 	CMD_SHOW, CMD_VERIFY, CMD_FLATTEN, CMD_DIFF, CMD_HELP, CMD_COUNT
 };
 
@@ -98,6 +98,7 @@ struct args {
 	pid_t live_pid;		/* --pid, 0 when absent */
 	bool bytes;		/* --bytes */
 	bool threads;		/* --threads */
+	int depth;		/* --depth: frames a backtrace */
 	const char *dir_b;	/* the second DIR of OPERANDS_DIR_PAIR */
 	const char *topic;	/* help COMMAND */
 };

@@ -60,6 +60,18 @@ int cmd_start(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
+int cmd_threads(int argc, char **argv);
+struct backtrace;
+/* A backtrace: "frames" and "end" members, or text lines after indent. */
+void json_backtrace(const struct backtrace *bt);
+void print_backtrace(const struct backtrace *bt, const char *indent);
+struct thread_regs;
+/*
+ * A frozen dump's hook: each seized thread's backtrace beside its registers
+ * (UNWIND_DEPTH_DEFAULT frames).  Never fails the dump: a thread that cannot
+ * be unwound has no backtrace recorded.
+ */
+void record_backtraces(pid_t pid, struct thread_regs *regs, int n);
 int cmd_dump(int argc, char **argv);
 int cmd_precopy(int argc, char **argv);
 struct dump_report;

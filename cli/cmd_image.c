@@ -99,12 +99,21 @@ static void show_threads(const struct shown_threads *st)
 				json_hex(&jw, "sp", t[i].sp);
 			}
 			json_signals("pending", &t[i]);
+			if (t[i].has_bt) {
+				json_object_begin(&jw, "backtrace");
+				json_double(&jw, "unwind_ms", t[i].bt.ns / 1e6);
+				json_backtrace(&t[i].bt);
+				json_object_end(&jw);
+			} else {
+				json_null(&jw, "backtrace");
+			}
 			json_object_end(&jw);
 		}
 		json_array_end(&jw);
 		json_signals("pending_shared", shared);
 	} else {
-		printf("threads (registers and pending signals are recorded by frozen dumps)\n");
+		printf("threads (registers, backtraces and pending signals are recorded by frozen "
+		       "dumps)\n");
 		printf("  %-8s %-16s %-18s %-18s %s\n", "TID", "COMM", "IP", "SP", "PENDING");
 		for (int i = 0; i < n; i++) {
 			char ip[24] = "-", sp[24] = "-";
@@ -115,6 +124,8 @@ static void show_threads(const struct shown_threads *st)
 			}
 			printf("  %-8d %-16s %-18s %-18s ", t[i].tid, t[i].comm, ip, sp);
 			print_signals(&t[i]);
+			if (t[i].has_bt)
+				print_backtrace(&t[i].bt, "      ");
 		}
 		printf("  pending for the whole process: ");
 		print_signals(shared);

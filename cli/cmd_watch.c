@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -32,8 +34,103 @@ static void print_header(bool verbose)
 	printf("\n");
 }
 
+/*
+ * --threads: each thread's CPU time (user + system, /proc/PID/task/TID/stat)
+ * in the interval, beside the pages written in it.  It says which threads
+ * ran, not which wrote.
+ */
+struct thread_cpu {
+	pid_t tid;
+	char comm[32];
+	unsigned long long ticks, prev;
+	bool seen_before;
+};
+
+struct thread_cpus {
+	struct thread_cpu *t;
+	int n;
+};
+
+static const struct thread_cpu *cpu_prev(const struct thread_cpus *c, pid_t tid)
+{
+	for (int i = 0; i < c->n; i++)
+		if (c->t[i].tid == tid)
+			return &c->t[i];
+	return NULL;
+}
+
+/* A new reading; threads that exited meanwhile drop out. */
+static void cpu_sample(pid_t pid, struct thread_cpus *c)
+{
+	struct thread_cpus now = { 0 };
+	pid_t *tids;
+	int n = proc_tasks(pid, &tids);
+
+	if (n < 0) {
+		dt_err_clear();
+		n = 0;
+		tids = NULL;
+	}
+	now.t = xcalloc((size_t)n + 1, sizeof(*now.t));
+	for (int i = 0; i < n; i++) {
+		const struct thread_cpu *old = cpu_prev(c, tids[i]);
+		struct thread_cpu *t = &now.t[now.n];
+		struct proc_stat st;
+
+		if (proc_task_stat_read(pid, tids[i], &st)) {
+			dt_err_clear();
+			continue;
+		}
+		t->tid = tids[i];
+		snprintf(t->comm, sizeof(t->comm), "%s", st.comm);
+		t->ticks = st.utime + st.stime;
+		t->seen_before = old != NULL;
+		t->prev = old ? old->ticks : 0;
+		now.n++;
+	}
+	free(tids);
+	free(c->t);
+	*c = now;
+}
+
+static void print_cpus(const struct thread_cpus *c, double interval_s)
+{
+	double hz = (double)sysconf(_SC_CLK_TCK);
+
+	if (json_output)
+		json_array_begin(&jw, "threads");
+	else
+		printf("  cpu:");
+	for (int i = 0; i < c->n; i++) {
+		const struct thread_cpu *t = &c->t[i];
+		double s = t->seen_before ? (double)(t->ticks - t->prev) / hz : 0;
+
+		if (json_output) {
+			json_object_begin(&jw, NULL);
+			json_i64(&jw, "tid", t->tid);
+			json_str(&jw, "name", t->comm);
+			/* a thread born in the interval: its time so far is not this interval's */
+			if (t->seen_before)
+				json_double(&jw, "cpu_s", s);
+			else
+				json_null(&jw, "cpu_s");
+			json_double(&jw, "cpu_total_s", (double)t->ticks / hz);
+			json_object_end(&jw);
+		} else if (t->seen_before) {
+			printf(" %d(%s) %.0f%%", t->tid, t->comm, interval_s > 0 ? 100 * s / interval_s : 0);
+		} else {
+			printf(" %d(%s) new", t->tid, t->comm);
+		}
+	}
+	if (json_output)
+		json_array_end(&jw);
+	else
+		printf("\n");
+}
+
 static void print_interval(const struct tracker *t, const struct range_set *dirty, int iter,
-			   double elapsed_s, double interval_s, const struct args *a)
+			   double elapsed_s, double interval_s, const struct args *a,
+			   const struct thread_cpus *cpus)
 {
 	uint64_t pages = range_set_pages(dirty), by_kind[VMA_KIND_COUNT];
 	double mib = (double)range_set_bytes(dirty) / (1024.0 * 1024.0);
@@ -53,6 +150,8 @@ static void print_interval(const struct tracker *t, const struct range_set *dirt
 		for (size_t k = 0; k < ARRAY_SIZE(shown_kinds); k++)
 			json_u64(&jw, vma_kind_name(shown_kinds[k]), by_kind[shown_kinds[k]]);
 		json_object_end(&jw);
+		if (a->threads)
+			print_cpus(cpus, interval_s);
 		if (a->pages)
 			print_ranges(dirty);
 		json_object_end(&jw);
@@ -64,6 +163,8 @@ static void print_interval(const struct tracker *t, const struct range_set *dirt
 		for (size_t k = 0; k < ARRAY_SIZE(shown_kinds); k++)
 			printf(" %11llu", (unsigned long long)by_kind[shown_kinds[k]]);
 	printf("\n");
+	if (a->threads)
+		print_cpus(cpus, interval_s);
 	if (a->pages)
 		print_ranges(dirty);
 	fflush(stdout);
@@ -103,6 +204,7 @@ int cmd_watch(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct range_set dirty = RANGE_SET_INIT;
+	struct thread_cpus cpus = { 0 };
 	struct tracker t;
 	struct args a;
 	bool already = true, failed = false;
@@ -138,6 +240,8 @@ int cmd_watch(int argc, char **argv)
 		failed = true;
 		goto out;
 	}
+	if (a.threads)
+		cpu_sample(a.pid, &cpus);
 	t0 = prev = now_ns();
 	next = t0 + (uint64_t)a.interval_ms * 1000000ULL;
 	for (int i = 1; !interrupted && (!a.count || i <= a.count); i++) {
@@ -150,7 +254,9 @@ int cmd_watch(int argc, char **argv)
 			break;
 		}
 		now = now_ns();
-		print_interval(&t, &dirty, i, (now - t0) / 1e9, (now - prev) / 1e9, &a);
+		if (a.threads)
+			cpu_sample(a.pid, &cpus);
+		print_interval(&t, &dirty, i, (now - t0) / 1e9, (now - prev) / 1e9, &a, &cpus);
 		total_pages += range_set_pages(&dirty);
 		done = i;
 		prev = now;
@@ -162,6 +268,7 @@ int cmd_watch(int argc, char **argv)
 		print_totals(done, total_pages, (now_ns() - t0) / 1e9);
 out:
 	range_set_free(&dirty);
+	free(cpus.t);
 	/* unpinned tracking that only this watch relied on ends with it */
 	if (!failed && tracker_end_auto(&t))
 		failed = true;

@@ -322,6 +322,7 @@ static int freeze_one(struct proc_job *pj)
 		r->valid = ptrace(PTRACE_GETREGS, r->tid, 0, &r->regs) == 0 &&
 			   ptrace(PTRACE_GETFPREGS, r->tid, 0, &r->fpregs) == 0;
 	}
+	record_backtraces(pj->pid, pj->regs, pj->nregs);
 	return 0;
 }
 
@@ -1129,8 +1130,10 @@ static void job_free(struct dump_job *j)
 		range_set_free(&pj->present);
 		range_set_free(&pj->in_parent);
 		tracker_close(&pj->t);
-		for (int k = 0; k < pj->nregs; k++)
+		for (int k = 0; k < pj->nregs; k++) {
 			free(pj->regs[k].pending.sig);
+			backtrace_free(&pj->regs[k].bt);
+		}
 		free(pj->regs);
 		free(pj->shared.sig);
 	}

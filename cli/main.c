@@ -48,6 +48,9 @@ const struct cmd dt_commands[] = {
 	{ "watch", cmd_watch, CMD_WATCH, OPERANDS_PID,
 	  "collect written pages every interval and print the dirty rate",
 	  "0 the count was reached or it was interrupted, " EXIT_TRACK },
+	{ "threads", cmd_threads, CMD_THREADS, OPERANDS_PID,
+	  "stop PID for a moment: each thread's state, system call, registers and backtrace",
+	  "0 shown, " EXIT_PID },
 	{ "dump", cmd_dump, CMD_DUMP, OPERANDS_PID,
 	  "write a full or incremental CRIU-compatible dump of PID's memory",
 	  "0 the dump is complete, " EXIT_TRACK ", 130 interrupted (SIGINT, SIGTERM, SIGHUP): no "

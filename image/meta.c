@@ -293,6 +293,36 @@ static SignalQueueEntry *queue_entry(const struct sigqueue *q, SignalQueueEntry 
 	return qe;
 }
 
+/* The backtrace as our fields of the core image (frames in f, pointers in fp). */
+static DtBacktraceEntry *backtrace_entry(const struct backtrace *bt, DtBacktraceEntry *e,
+					 DtFrameEntry *f, DtFrameEntry **fp)
+{
+	dt_backtrace_entry__init(e);
+	for (int i = 0; i < bt->n; i++) {
+		const struct frame *src = &bt->f[i];
+
+		dt_frame_entry__init(&f[i]);
+		f[i].ip = src->ip;
+		f[i].has_sp = true;
+		f[i].sp = src->sp;
+		f[i].function = src->func;
+		f[i].has_offset = src->func != NULL;
+		f[i].offset = src->func_off;
+		f[i].map = src->map;
+		f[i].has_map_offset = src->map && src->map[0] == '/';
+		f[i].map_offset = src->map_off;
+		f[i].has_signal_frame = src->signal_frame;
+		f[i].signal_frame = src->signal_frame;
+		fp[i] = &f[i];
+	}
+	e->n_frames = (size_t)bt->n;
+	e->frames = fp;
+	e->end = (char *)unwind_end_name(bt->end);
+	e->has_unwind_ns = true;
+	e->unwind_ns = bt->ns;
+	return e;
+}
+
 int meta_write_core(int dirfd, pid_t pid, const struct proc_stat *st, const struct thread_regs *t,
 		    const struct sigqueue *shared)
 {
@@ -300,6 +330,9 @@ int meta_write_core(int dirfd, pid_t pid, const struct proc_stat *st, const stru
 	SiginfoEntry *e = xcalloc((size_t)(nsh + nown + 1), sizeof(*e));
 	SiginfoEntry **ptrs = xcalloc((size_t)(nsh + nown + 1), sizeof(*ptrs));
 	SignalQueueEntry sq_s, sq_p;
+	DtBacktraceEntry bte;
+	DtFrameEntry *frames = xcalloc((size_t)t->bt.n + 1, sizeof(*frames));
+	DtFrameEntry **fptrs = xcalloc((size_t)t->bt.n + 1, sizeof(*fptrs));
 	ThreadCoreEntry thc = THREAD_CORE_ENTRY__INIT;
 	struct robust_list_head *rla = NULL;
 	size_t rla_len = 0;
@@ -359,10 +392,14 @@ int meta_write_core(int dirfd, pid_t pid, const struct proc_stat *st, const stru
 	thc.has_blk_sigset = true;
 	thc.blk_sigset = tc.blk_sigset;
 	core.thread_core = &thc;
+	if (t->has_bt)
+		core.dt_backtrace = backtrace_entry(&t->bt, &bte, frames, fptrs);
 	snprintf(name, sizeof(name), "core-%d.img", t->tid);
 	err = write_single(dirfd, name, IMG_CORE_MAGIC, &core.base);
 	free(e);
 	free(ptrs);
+	free(frames);
+	free(fptrs);
 	return err;
 }
 
@@ -379,6 +416,32 @@ static void signos(const SignalQueueEntry *q, struct dump_thread *t)
 		memcpy(&si, q->signals[i]->siginfo.data,
 		       q->signals[i]->siginfo.len < sizeof(si) ? q->signals[i]->siginfo.len : sizeof(si));
 		t->pending[t->npending++] = si.si_signo;
+	}
+}
+
+/* Our backtrace fields, as show prints them; an end we do not know reads as unreadable. */
+static void read_backtrace(const DtBacktraceEntry *e, struct dump_thread *t)
+{
+	int end = unwind_end_parse(e->end);
+	struct backtrace *bt = &t->bt;
+
+	t->has_bt = true;
+	bt->tid = t->tid;
+	bt->end = end < 0 ? UNWIND_END_UNREADABLE : (enum unwind_end)end;
+	bt->ns = e->has_unwind_ns ? e->unwind_ns : 0;
+	bt->n = (int)e->n_frames;
+	bt->f = xcalloc(e->n_frames + 1, sizeof(*bt->f));
+	for (size_t i = 0; i < e->n_frames; i++) {
+		const DtFrameEntry *src = e->frames[i];
+		struct frame *f = &bt->f[i];
+
+		f->ip = src->ip;
+		f->sp = src->sp;
+		f->func = src->function ? xstrdup(src->function) : NULL;
+		f->func_off = src->offset;
+		f->map = src->map ? xstrdup(src->map) : NULL;
+		f->map_off = src->map_offset;
+		f->signal_frame = src->signal_frame;
 	}
 }
 
@@ -415,6 +478,8 @@ int meta_read_threads(const struct dump *d, struct dump_thread **out, int *n,
 			free(shared->pending);
 			signos(c->tc->signals_s, shared);
 		}
+		if (c->dt_backtrace)
+			read_backtrace(c->dt_backtrace, &t[i]);
 		core_entry__free_unpacked(c, NULL);
 	}
 	*out = t;
@@ -424,8 +489,10 @@ int meta_read_threads(const struct dump *d, struct dump_thread **out, int *n,
 
 void meta_threads_free(struct dump_thread *t, int n, struct dump_thread *shared)
 {
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		free(t[i].pending);
+		backtrace_free(&t[i].bt);
+	}
 	free(t);
 	free(shared->pending);
 	shared->pending = NULL;

@@ -13,6 +13,7 @@
 #include <sys/user.h>
 
 #include "tracker/proc.h"
+#include "tracker/unwind.h"
 
 #define DUMP_ID_LEN 32
 
@@ -47,6 +48,8 @@ struct thread_regs {
 	struct user_regs_struct regs;
 	struct user_fpregs_struct fpregs;
 	struct sigqueue pending;	/* frozen dumps: this thread's own queue */
+	bool has_bt;			/* frozen dumps: where the thread was */
+	struct backtrace bt;
 };
 
 /* A thread as a dump recorded it (core-TID.img), for show. */
@@ -57,6 +60,8 @@ struct dump_thread {
 	uint64_t ip, sp;
 	int *pending;			/* signal numbers, in queue order */
 	int npending;
+	bool has_bt;
+	struct backtrace bt;
 };
 
 struct dump;

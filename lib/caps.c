@@ -38,6 +38,8 @@ static const struct caps_rule rules[] = {
 	{ "stop", NULL, "find the holder, end it", { PROC_READ }, 2 },
 	{ "status", NULL, "collect the written pages", { COLLECT }, 3 },
 	{ "watch", NULL, "collect the written pages", { COLLECT, CAP_NET_ADMIN }, 4 },
+	{ "threads", NULL, "seize, read registers, memory and mapped files, keep a stop",
+	  { PROC_READ, CAP_KILL }, 3 },
 	{ "dump", NULL, "collect, read memory, leave stopped", { COLLECT, CAP_KILL, CAP_NET_ADMIN }, 5 },
 	{ "precopy", NULL, "collect, read memory, stop or kill", { COLLECT, CAP_KILL, CAP_NET_ADMIN }, 5 },
 	{ "verify", "--pid", "read a stopped process's memory", { COLLECT }, 3 },

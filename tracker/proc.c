@@ -40,6 +40,8 @@ int proc_stat_parse(const char *buf, struct proc_stat *st)
 		return -1;
 	st->ppid = (pid_t)f[0];
 	st->start_time = f[18];
+	st->utime = f[10];
+	st->stime = f[11];
 #define FIELD(n) (i > (n) - 4 ? f[(n) - 4] : 0)
 	st->start_code = FIELD(26);
 	st->end_code = FIELD(27);
@@ -80,6 +82,42 @@ int proc_task_stat_read(pid_t pid, pid_t tid, struct proc_stat *st)
 	if (r > 0)
 		return dt_err(DT_EXIT_GONE, "thread %d of process %d: no such thread", tid, pid);
 	return r;
+}
+
+int proc_task_syscall_read(pid_t pid, pid_t tid, struct task_syscall *sc)
+{
+	unsigned long long v[9];
+	char path[64], *buf;
+	int n;
+
+	memset(sc, 0, sizeof(*sc));
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tid);
+	buf = read_file(path, NULL);
+	if (!buf)
+		return errno == ENOENT || errno == ESRCH
+			? dt_err(DT_EXIT_GONE, "thread %d of process %d: no such thread", tid, pid)
+			: dt_err_sys(0, "%s", path);
+	if (!strncmp(buf, "running", 7)) {
+		sc->running = true;
+		free(buf);
+		return 0;
+	}
+	sc->nr = strtol(buf, NULL, 10);
+	n = sscanf(buf, "%*d %llx %llx %llx %llx %llx %llx %llx %llx", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7]);
+	free(buf);
+	/* "-1 SP IP" in user code, "NR A1..A6 SP IP" in a system call */
+	if (sc->nr < 0 && n == 2) {
+		sc->sp = v[0];
+		sc->ip = v[1];
+		return 0;
+	}
+	if (sc->nr < 0 || n != 8)
+		return dt_err(DT_EXIT_ERROR, "%s: cannot parse", path);
+	memcpy(sc->args, v, sizeof(sc->args));
+	sc->sp = v[6];
+	sc->ip = v[7];
+	return 0;
 }
 
 /* A live thread of a process whose main thread is a zombie; 0 if none. */

@@ -14,6 +14,7 @@ struct proc_stat {
 	char comm[32];
 	pid_t ppid;
 	unsigned long long start_time;	/* clock ticks since boot: pid reuse check */
+	unsigned long long utime, stime;	/* CPU time in user and kernel mode, clock ticks */
 	uint64_t start_code, end_code, start_stack;
 	uint64_t start_data, end_data, start_brk;
 	uint64_t arg_start, arg_end, env_start, env_end;
@@ -30,6 +31,19 @@ int proc_stat_read(pid_t pid, struct proc_stat *st);
 bool proc_exiting(pid_t pid);
 /* Same for one thread; does not refuse zombies. */
 int proc_task_stat_read(pid_t pid, pid_t tid, struct proc_stat *st);
+
+/*
+ * What /proc/PID/task/TID/syscall says: the system call the thread is
+ * blocked in (nr >= 0, its six arguments), or nr -1 (in user code, sp and
+ * ip still given), or running (on a CPU: nothing more is known).
+ */
+struct task_syscall {
+	bool running;
+	long nr;
+	uint64_t args[6];
+	uint64_t sp, ip;
+};
+int proc_task_syscall_read(pid_t pid, pid_t tid, struct task_syscall *sc);
 
 /*
  * "/proc/PID/file", or "/proc/PID/task/TID/file" of a live thread when the

@@ -51,17 +51,42 @@ static bool is_stop_signal(int sig)
  * Wait for one thread with a deadline: a thread stuck in uninterruptible
  * sleep (a vfork parent, a hung NFS read) must give an error, not a hang.
  */
+/*
+ * A zombie that waitpid cannot report yet: a thread group leader is
+ * reported only once its other threads are reaped, and those may be ours
+ * to reap (killed while we seize them).  It is as good as exited.
+ */
+static bool is_zombie(pid_t tid)
+{
+	struct proc_stat st;
+	char path[64];
+	char *buf;
+	bool dead;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", tid);
+	buf = read_file(path, NULL);
+	if (!buf)
+		return errno == ENOENT || errno == ESRCH;
+	dead = proc_stat_parse(buf, &st) == 0 && (st.state == 'Z' || st.state == 'X');
+	free(buf);
+	return dead;
+}
+
 static int wait_deadline(pid_t tid, int *status)
 {
 	uint64_t deadline = now_ns() + STOP_DEADLINE_NS;
 
-	for (;;) {
+	for (unsigned int polls = 1;; polls++) {
 		pid_t r = waitpid(tid, status, __WALL | WNOHANG);
 
 		if (r == tid)
 			return 0;
 		if (r < 0 && errno != EINTR)
 			return dt_err_sys(DT_EXIT_GONE, "waiting for thread %d", tid);
+		if (r == 0 && polls % 64 == 0 && is_zombie(tid)) {
+			*status = 0;	/* WIFEXITED: the callers' "gone" */
+			return 0;
+		}
 		if (now_ns() > deadline)
 			return dt_err(DT_EXIT_ERROR, "thread %d did not stop within 10 s "
 				      "(uninterruptible sleep?)", tid);

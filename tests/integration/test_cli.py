@@ -138,7 +138,7 @@ def test_help(ctx):
     check_eq(ctx.ok('help'), top, 'dirtytrack help = dirtytrack --help')
     check_eq(ctx.ok('-h'), top, '-h')
     cmds = commands(ctx)
-    check_eq(len(cmds), 12, f'commands: {cmds}')
+    check_eq(len(cmds), 13, f'commands: {cmds}')
     for c in cmds:
         check(re.search(rf'^  {c} ', top, re.M), f'--help does not list {c}')
         out = ctx.ok(c, '--help')

@@ -968,6 +968,207 @@ static int cmd_spincount(char **av, int ac)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Parked threads: blocked in functions of their own, for backtraces          */
+
+/*
+ * A frame-pointer-based function (its unwind information says "the caller's
+ * frame is at rbp") that then points rbp at whatever its argument says and
+ * waits in pause(): the unwinder must end the trace cleanly.  The loop label
+ * is global so that a fake return address can point back into it.
+ */
+__asm__(
+	".text\n"
+	".globl dt_park_badfp\n"
+	".type dt_park_badfp, @function\n"
+	"dt_park_badfp:\n"
+	".cfi_startproc\n"
+	"	push %rbp\n"
+	".cfi_def_cfa_offset 16\n"
+	".cfi_offset %rbp, -16\n"
+	"	mov %rsp, %rbp\n"
+	".cfi_def_cfa_register %rbp\n"
+	"	mov %rdi, %rbp\n"
+	"	nop\n"		/* a return address here is looked up at the nop: rbp-based */
+	".globl dt_park_badfp_loop\n"
+	"dt_park_badfp_loop:\n"
+	"	mov $34, %eax\n"	/* pause */
+	"	syscall\n"
+	"	jmp dt_park_badfp_loop\n"
+	".cfi_endproc\n"
+	".size dt_park_badfp, .-dt_park_badfp\n");
+void dt_park_badfp(void *fp);
+extern char dt_park_badfp_loop[];
+
+enum park_kind { PARK_READ, PARK_NANOSLEEP, PARK_FUTEX, PARK_SPIN, PARK_BADFP, PARK_LOOPFP,
+		 PARK_JIT, PARK_DEEP, PARK_KINDS };
+static const char *const park_names[PARK_KINDS] = {
+	"read", "nanosleep", "futex", "spin", "badfp", "loopfp", "jit", "deep",
+};
+
+struct parked {
+	pthread_t thread;
+	int kind;
+	long arg;
+	_Atomic int tid;
+};
+
+static struct parked parked[MAX_THREADS];
+static int nparked;
+static int park_futex_word;
+static volatile int park_spin_forever = 1;
+static volatile unsigned long park_sink;
+static _Atomic long park_read_n = -2;	/* -2: no read returned yet */
+static int park_read_err;
+static char park_read_data[64];
+
+static __attribute__((noinline, noclone)) void dt_park_read(void)
+{
+	ssize_t n = read(3, park_read_data, sizeof(park_read_data) - 1);
+
+	park_read_err = n < 0 ? errno : 0;
+	atomic_store(&park_read_n, (long)n);
+}
+
+static __attribute__((noinline, noclone)) void dt_park_nanosleep(void)
+{
+	struct timespec ts = { 3600, 0 };
+
+	for (;;)
+		nanosleep(&ts, NULL);
+}
+
+static __attribute__((noinline, noclone)) void dt_park_futex(void)
+{
+	for (;;)
+		syscall(SYS_futex, &park_futex_word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+}
+
+static __attribute__((noinline, noclone)) void dt_park_spin(void)
+{
+	while (park_spin_forever)
+		park_sink++;
+}
+
+static __attribute__((noinline, noclone)) void dt_park_loopfp(void)
+{
+	/* a saved-rbp slot pointing at itself, "returning" into the same loop */
+	volatile uint64_t slot[2];
+
+	slot[0] = (uint64_t)(uintptr_t)slot;
+	slot[1] = (uint64_t)(uintptr_t)dt_park_badfp_loop;
+	dt_park_badfp((void *)slot);
+}
+
+/* mov $34,%eax; syscall; jmp back: pause() forever, in anonymous memory */
+static const unsigned char jit_code[] = { 0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7 };
+
+static __attribute__((noinline, noclone)) void dt_park_jit(void)
+{
+	void *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	memcpy(p, jit_code, sizeof(jit_code));
+	if (mprotect(p, PAGE, PROT_READ | PROT_EXEC) == 0)
+		((void (*)(void))p)();
+}
+
+static __attribute__((noinline, noclone)) void dt_park_deep(long n)
+{
+	if (n > 0) {
+		dt_park_deep(n - 1);
+		park_sink++;	/* not a tail call: each level keeps its frame */
+		return;
+	}
+	while (park_spin_forever)
+		pause();
+}
+
+static void *park_main(void *arg)
+{
+	struct parked *p = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "dt-%s", park_names[p->kind]);
+	prctl(PR_SET_NAME, name);
+	atomic_store(&p->tid, (int)syscall(SYS_gettid));
+	switch (p->kind) {
+	case PARK_READ: dt_park_read(); break;
+	case PARK_NANOSLEEP: dt_park_nanosleep(); break;
+	case PARK_FUTEX: dt_park_futex(); break;
+	case PARK_SPIN: dt_park_spin(); break;
+	case PARK_BADFP: dt_park_badfp((void *)0x4141414141414140UL); break;
+	case PARK_LOOPFP: dt_park_loopfp(); break;
+	case PARK_JIT: dt_park_jit(); break;
+	case PARK_DEEP: dt_park_deep(p->arg); break;
+	}
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* park KIND [N [ARG]]: N threads parked in dt_park_KIND; replies their tids */
+static int cmd_park(char **av, int ac)
+{
+	static char out[MAX_THREADS * 12];
+	long n = 1, arg = 0;
+	int kind = -1, first = nparked;
+	size_t o = 0;
+
+	if (ac < 2 || ac > 4)
+		return fail("usage: park read|nanosleep|futex|spin|badfp|loopfp|jit|deep [N [ARG]]");
+	for (int k = 0; k < PARK_KINDS; k++)
+		if (!strcmp(av[1], park_names[k]))
+			kind = k;
+	if (kind < 0)
+		return fail("unknown park kind: %s", av[1]);
+	if (ac >= 3 && (parse_int(av[2], &n) != 0 || n < 1 || n > MAX_THREADS - nparked))
+		return fail("bad thread count: %s", av[2]);
+	if (ac == 4 && (parse_int(av[3], &arg) != 0 || arg < 0 || arg > 4096))
+		return fail("bad argument: %s", av[3]);
+	for (long i = 0; i < n; i++) {
+		struct parked *p = &parked[nparked];
+		int rc;
+
+		p->kind = kind;
+		p->arg = arg;
+		atomic_store(&p->tid, 0);
+		rc = start_thread(&p->thread, park_main, p);
+		if (rc != 0)
+			return fail("pthread_create: %s (errno %d)", strerror(rc), rc);
+		nparked++;
+	}
+	for (int i = first; i < nparked; i++) {
+		while (!atomic_load(&parked[i].tid))
+			sched_yield();
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%d", o ? " " : "",
+				      atomic_load(&parked[i].tid));
+	}
+	/* give each a moment to reach its blocking call */
+	usleep(20000);
+	reply("ok %s", out);
+	return 0;
+}
+
+/* parkread: what the parked read() returned: "none", or "N ERRNO DATA" */
+static int cmd_parkread(char **av, int ac)
+{
+	long n = atomic_load(&park_read_n);
+
+	(void)av;
+	if (ac != 1)
+		return fail("usage: parkread");
+	if (n == -2)
+		reply("ok none");
+	else if (n > 0)
+		reply("ok %ld %d %.*s", n, park_read_err, (int)strcspn(park_read_data, "\n"),
+		      park_read_data);
+	else
+		reply("ok %ld %d", n, park_read_err);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Blocking calls                                                            */
 
 static int futex_word;
@@ -1685,6 +1886,8 @@ static const struct command commands[] = {
 	{ "fds", cmd_fds },
 	{ "sigmask", cmd_sigmask },
 	{ "pid", cmd_pid },
+	{ "park", cmd_park },
+	{ "parkread", cmd_parkread },
 	{ "exit", cmd_exit },
 };
 
