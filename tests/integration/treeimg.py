@@ -249,6 +249,18 @@ class DumpDir:
         return pm.count(flag) if pm else 0
 
 
+def check_pages(got, want, what):
+    """Two {address: bytes} maps are equal; on a difference, say where
+    (addresses, not page contents)."""
+    if got == want:
+        return
+    extra, missing = sorted(got.keys() - want.keys()), sorted(want.keys() - got.keys())
+    differ = sorted(a for a in got.keys() & want.keys() if got[a] != want[a])
+    raise AssertionError(f'{what}: ' + '; '.join(
+        f'{len(v)} pages {k} (first {", ".join(hex(a) for a in v[:4])})'
+        for k, v in (('not expected', extra), ('missing', missing), ('different', differ)) if v))
+
+
 # -- the live processes ----------------------------------------------------
 
 def swap_devices():
