@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 
-from common import as_user, check, check_eq, second_user
+from common import as_user, check, check_eq, second_user, wait_for
 
 SERVICE_USER = 'dt-service'
 
@@ -49,14 +49,6 @@ def tree_pids(pid):
 def proc_state(pid):
     with open(f'/proc/{pid}/stat') as f:
         return f.read().rsplit(')', 1)[1].split()[0]
-
-
-def wait_for(cond, timeout, what):
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f'timed out after {timeout} s waiting for {what}')
-        time.sleep(0.05)
 
 
 class Service:

@@ -11,8 +11,8 @@ import os
 import signal
 import time
 
-from common import PAGE, Skip, check, check_eq, holders
-from services import Nginx, PgCluster, proc_state, wait_for
+from common import PAGE, Skip, check, check_eq, holders, wait_for
+from services import Nginx, PgCluster, proc_state
 from treeimg import PE_PARENT, PE_PRESENT, DumpDir, compare_live
 
 INCREMENTALS = 3
