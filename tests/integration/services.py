@@ -99,26 +99,26 @@ class Service:
 
     def shutdown(self, sig, timeout):
         """Ask the master to stop (resuming the tree first: a stopped
-        process cannot act on it); kill the whole group past timeout."""
-        if self.proc is None or self.proc.poll() is not None:
+        process cannot act on it); past timeout, or when the master is gone
+        already, kill whatever is left of its process group."""
+        if self.proc is None:
             return
-        pids = self.pids()
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
         try:
-            os.kill(self.pid, sig)
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+            if self.proc.poll() is None:
+                for p in self.pids():
+                    try:
+                        os.kill(p, signal.SIGCONT)
+                    except ProcessLookupError:
+                        pass
+                os.kill(self.pid, sig)
+                self.proc.wait(timeout)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
             pass
         finally:
-            for p in [self.pid, *pids]:
-                try:
-                    os.killpg(p, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            try:
+                os.killpg(self.pid, signal.SIGKILL)     # the group is the master's pid
+            except (ProcessLookupError, PermissionError):
+                pass
             self.proc.wait(10)
 
     def __enter__(self):

@@ -177,7 +177,7 @@ def test_services_pg_tree_under_load(ctx):
     need_tree(ctx)
     with PgCluster(ctx.tmp) as pg:
         pg.pgbench_init()
-        bench = pg.pgbench(clients=PG_CLIENTS, seconds=10, rate=200)
+        bench = pg.pgbench(clients=PG_CLIENTS, seconds=20, rate=200)
         wait_backends(pg, PG_CLIENTS)
         ds = dirs(ctx, 2 + INCREMENTALS)
         checked = {}
@@ -204,7 +204,16 @@ def test_services_pg_tree_under_load(ctx):
 def test_services_nginx_tree_under_load(ctx):
     need_tree(ctx)
     with Nginx(ctx.tmp) as ng:
-        load = ng.load(threads=4, seconds=10)
+        load = ng.load(threads=4, seconds=40)
         ds = dirs(ctx, 2 + INCREMENTALS)
-        dumps = track_tree(ctx, ng.pid, ds, load.running, lambda: load.result(60))
+
+        def after():
+            served = load.ok
+            wait_for(lambda: load.ok >= served + 100 or not load.running(), 30,
+                     '100 requests served after the resume')
+            load.stop.set()
+            check(load.ok >= served + 100, f'{load.ok - served} requests served after the resume')
+            load.result(60)
+
+        dumps = track_tree(ctx, ng.pid, ds, load.running, after)
         check_eq(sorted(p.pid for p in dumps[0].procs), sorted(ng.pids()), 'the tree dumped')
