@@ -10,8 +10,9 @@ cd "$(dirname "$0")"
 PKGS="make gcc libc6-dev pkg-config libprotobuf-c-dev protobuf-c-compiler libcap-dev
       libnl-3-dev libnl-genl-3-dev libunwind-dev libcmocka-dev criu python3
       util-linux procps rsync clang libclang-rt-14-dev"
-# initdb, pg_ctl, postgres and pgbench are in postgresql-15, psql in the client
-SERVICES="postgresql-15 postgresql-client-15 nginx-light"
+# initdb, postgres and pgbench are in postgresql-15, psql in its client; nginx-light
+# is only nginx plus an echo module we do not use
+SERVICES="postgresql-15 postgresql-client-15 nginx"
 case " $* " in *" check "*) PKGS="$PKGS $SERVICES" ;; esac
 missing=""
 for p in $PKGS; do
