@@ -3,6 +3,7 @@ against real target processes (tests/target/dt-target.c)."""
 import json
 import os
 import subprocess
+import time
 
 from target import Target, TargetError  # noqa: F401  (re-exported)
 
@@ -103,6 +104,15 @@ def check(cond, msg=''):
 def check_eq(got, want, what=''):
     if got != want:
         raise AssertionError(f'{what}: got {got!r}, want {want!r}')
+
+
+def wait_for(cond, timeout, what):
+    """Poll cond() until it is true; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f'timed out after {timeout} s waiting for {what}')
+        time.sleep(0.02)
 
 
 def holders(target_pid=None):

@@ -19,10 +19,9 @@ import subprocess
 import time
 
 from common import PAGE, check, check_eq, need_root
+from treeimg import (MM_MAGIC, PAGEMAP_MAGIC, PE_PARENT, PE_PRESENT, PSTREE_MAGIC,  # noqa: F401
+                     STATS_MAGIC, img_records, pb_fields, uints)
 
-PE_PARENT, PE_PRESENT = 1, 4
-COMMON_MAGIC = 0x54564319
-PAGEMAP_MAGIC, MM_MAGIC, PSTREE_MAGIC, STATS_MAGIC = 0x56084025, 0x57492820, 0x50273030, 0x57093306
 ZERO = bytes(PAGE)
 WRITE_OFFSET, DEFAULT_BYTE = 8, 0xA5
 
@@ -38,70 +37,6 @@ def map_files_readable():
 
 
 # -- CRIU images -----------------------------------------------------------
-
-def varint(b, i):
-    v = shift = 0
-    while True:
-        c = b[i]
-        i += 1
-        v |= (c & 0x7f) << shift
-        if c < 0x80:
-            return v, i
-        shift += 7
-
-
-def pb_fields(b):
-    """A protobuf message as {field number: [values]}: varints as int,
-    everything else as bytes."""
-    out, i = {}, 0
-    while i < len(b):
-        key, i = varint(b, i)
-        wt = key & 7
-        if wt == 0:
-            v, i = varint(b, i)
-        elif wt == 1:
-            v, i = b[i:i + 8], i + 8
-        elif wt == 5:
-            v, i = b[i:i + 4], i + 4
-        elif wt == 2:
-            n, i = varint(b, i)
-            v, i = b[i:i + n], i + n
-        else:
-            raise AssertionError(f'protobuf wire type {wt}')
-        out.setdefault(key >> 3, []).append(v)
-    check(i == len(b), 'protobuf message overruns its record')
-    return out
-
-
-def uints(vals):
-    """A repeated uint32 field, packed or not."""
-    out = []
-    for v in vals:
-        if isinstance(v, int):
-            out.append(v)
-            continue
-        i = 0
-        while i < len(v):
-            x, i = varint(v, i)
-            out.append(x)
-    return out
-
-
-def img_records(path, magic):
-    """The records of an ordinary image (u32 common magic, u32 magic, then
-    u32 length + protobuf), each as pb_fields()."""
-    with open(path, 'rb') as f:
-        b = f.read()
-    check(b[:8] == struct.pack('<II', COMMON_MAGIC, magic), f'{path}: bad magic {b[:8].hex()}')
-    recs, i = [], 8
-    while i < len(b):
-        check(i + 4 <= len(b), f'{path}: truncated length at {i}')
-        (n,) = struct.unpack_from('<I', b, i)
-        check(i + 4 + n <= len(b), f'{path}: truncated record at {i}')
-        recs.append(pb_fields(b[i + 4:i + 4 + n]))
-        i += 4 + n
-    return recs
-
 
 class Dump:
     """One process of a dump directory (the root by default): its pagemap

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import time
 
-from common import PAGE, check, check_eq
+from common import PAGE, check, check_eq, wait_for
 
 EXIT_INTERRUPTED = 130  # precopy stopped by SIGINT/SIGTERM: dirtytrack(1) EXIT STATUS
 
@@ -423,14 +423,6 @@ def test_precopy_then_kill(ctx):
 
 
 # -- SIGINT / SIGTERM --------------------------------------------------------
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f'timeout waiting for {what}')
-        time.sleep(0.02)
-
 
 def check_interrupted(ctx, t, base, out):
     """After an interrupted run: every dump there is whole and verifies, no
