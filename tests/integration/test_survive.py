@@ -328,12 +328,21 @@ def test_leave_stopped_keeps_pending_signals(ctx):
         p = subprocess.Popen([ctx.bin, '-j', 'dump', str(t.pid), '-D', d2, '--parent', d1,
                               '--leave-stopped', '--full-if-needed'],
                              env=ctx.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        # signals while it is frozen: once the target is traced (stopped by us)
+        # signals while it is frozen: once every thread is in a tracing stop
+        # (TracerPid alone is set at PTRACE_SEIZE, before the threads stop)
         deadline = time.monotonic() + 20
+
+        def all_in_tracing_stop():
+            try:
+                for tid in os.listdir(f'/proc/{t.pid}/task'):
+                    with open(f'/proc/{t.pid}/task/{tid}/stat') as f:
+                        if f.read().rsplit(')', 1)[1].split()[0] != 't':
+                            return False
+            except OSError:
+                return False
+            return True
         while True:
-            with open(f'/proc/{t.pid}/status') as f:
-                traced = int(dict(ln.split(':', 1) for ln in f)['TracerPid']) != 0
-            if traced:
+            if all_in_tracing_stop():
                 break
             check(p.poll() is None and time.monotonic() < deadline, 'never saw the freeze')
             time.sleep(0.0005)
