@@ -43,8 +43,8 @@ const struct dt_option dt_options[] = {
 	  NULL, OPT_FLAG, NULL, COMPLETE_NONE, ON(CMD_DUMP), false, FIELD(full_if_needed) },
 	{ 0, "tree", NULL, "the process and all its descendants, as one (dump: one directory, "
 	  "shared memory stored once)", NULL, OPT_FLAG, NULL, COMPLETE_NONE,
-	  ON(CMD_START) | ON(CMD_STOP) | ON(CMD_STATUS) | ON(CMD_DUMP) | ON(CMD_PRECOPY), false,
-	  FIELD(tree) },
+	  ON(CMD_START) | ON(CMD_STOP) | ON(CMD_STATUS) | ON(CMD_WATCH) | ON(CMD_DUMP) |
+	  ON(CMD_PRECOPY) | ON(CMD_THREADS), false, FIELD(tree) },
 	{ 0, "no-track", NULL, "a one-off full dump: tracking is neither turned on nor used", NULL,
 	  OPT_FLAG, NULL, COMPLETE_NONE, ON(CMD_DUMP), false, FIELD(no_track) },
 	{ 0, "strict", NULL, "fail instead of warning when memory may change unseen (pinned "

@@ -55,6 +55,18 @@ struct dump_chain;
  */
 void json_chain(const char *key, const struct dump_chain *c);
 
+struct args;
+struct proc_tree;
+/*
+ * --tree: the tree of a->pid (just a->pid without it); with -j and --tree
+ * one document {pid, tree, processes: [...]} that each process adds an
+ * object to, held back until cli_tree_end (an error drops it).
+ */
+int cli_tree_begin(const struct args *a, struct proc_tree *t);
+void cli_tree_end(const struct args *a, struct proc_tree *t);
+/* Process i of the tree is gone: not the root, and it exited (error cleared). */
+bool cli_tree_gone(int i);
+
 int cmd_check(int argc, char **argv);
 int cmd_start(int argc, char **argv);
 int cmd_stop(int argc, char **argv);

@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "tracker/tree.h"
 #include "lib/syscalls.h"
 #include "image/meta.h"
 #include "lib/util.h"
@@ -169,14 +170,25 @@ static void print_snapshot(const struct threads_snapshot *s)
 int cmd_threads(int argc, char **argv)
 {
 	struct threads_snapshot s;
+	struct proc_tree tree;
 	struct args a;
 	int r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
-	if (threads_snapshot(a.pid, a.depth, &s))
+	if (cli_tree_begin(&a, &tree))
 		return report_error();
-	print_snapshot(&s);
-	threads_snapshot_free(&s);
+	for (int i = 0; i < tree.n; i++) {
+		if (threads_snapshot(tree.p[i].pid, a.depth, &s)) {
+			if (cli_tree_gone(i))
+				continue;
+			json_release(&jw, false);
+			tree_free(&tree);
+			return report_error();
+		}
+		print_snapshot(&s);
+		threads_snapshot_free(&s);
+	}
+	cli_tree_end(&a, &tree);
 	return DT_EXIT_OK;
 }

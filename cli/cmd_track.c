@@ -131,43 +131,6 @@ static int start_one(const struct args *args, pid_t pid, bool *started)
 	return 0;
 }
 
-/*
- * --tree: every process of the tree, each as one process would be, in a
- * "processes" array under the root's pid.  A process (not the root) that
- * exits meanwhile is left out.
- */
-static int tree_begin(const struct args *a, struct proc_tree *t)
-{
-	if (a->tree ? tree_scan(a->pid, t) : tree_single(a->pid, t))
-		return -1;
-	if (a->tree && json_output) {
-		json_hold(&jw);
-		json_object_begin(&jw, NULL);
-		json_i64(&jw, "pid", a->pid);
-		json_bool(&jw, "tree", true);
-		json_array_begin(&jw, "processes");
-	}
-	return 0;
-}
-
-static void tree_end(const struct args *a, struct proc_tree *t)
-{
-	if (a->tree && json_output) {
-		json_array_end(&jw);
-		json_object_end(&jw);
-		json_release(&jw, true);
-	}
-	tree_free(t);
-}
-
-static bool gone_from_tree(int i)
-{
-	if (!i || dt_err_kind() != DT_EXIT_GONE)
-		return false;
-	dt_err_clear();
-	return true;
-}
-
 int cmd_start(int argc, char **argv)
 {
 	struct proc_tree tree;
@@ -181,18 +144,18 @@ int cmd_start(int argc, char **argv)
 		return report_error();
 	/* all or nothing: every process must be ours to trace before any is injected */
 	for (int i = 0; i < tree.n; i++)
-		if (tracker_check_access(tree.p[i].pid) && !gone_from_tree(i)) {
+		if (tracker_check_access(tree.p[i].pid) && !cli_tree_gone(i)) {
 			if (i)
 				dt_err_prefix("process %d of the tree of %d: ", tree.p[i].pid, a.pid);
 			tree_free(&tree);
 			return report_error();
 		}
 	tree_free(&tree);
-	if (tree_begin(&a, &tree))
+	if (cli_tree_begin(&a, &tree))
 		return report_error();
 	started = xcalloc((size_t)tree.n, sizeof(*started));
 	for (int i = 0; i < tree.n && !err; i++)
-		if (start_one(&a, tree.p[i].pid, &started[i]) && !gone_from_tree(i))
+		if (start_one(&a, tree.p[i].pid, &started[i]) && !cli_tree_gone(i))
 			err = -1;
 	if (err) {
 		struct dt_err_saved first;
@@ -204,7 +167,7 @@ int cmd_start(int argc, char **argv)
 		dt_err_restore(&first);
 		json_release(&jw, false);
 	} else {
-		tree_end(&a, &tree);
+		cli_tree_end(&a, &tree);
 	}
 	free(started);
 	tree_free(&tree);
@@ -239,11 +202,11 @@ int cmd_stop(int argc, char **argv)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
 	if (!a.tree)
 		return stop_one(a.pid) ? report_error() : DT_EXIT_OK;
-	if (tree_begin(&a, &tree))
+	if (cli_tree_begin(&a, &tree))
 		return report_error();
 	/* every one we can: one that fails does not keep the others tracked */
 	for (int i = 0; i < tree.n; i++)
-		if (stop_one(tree.p[i].pid) && !gone_from_tree(i) && !err) {
+		if (stop_one(tree.p[i].pid) && !cli_tree_gone(i) && !err) {
 			err = -1;
 			dt_err_prefix("process %d: ", tree.p[i].pid);
 			break;
@@ -253,7 +216,7 @@ int cmd_stop(int argc, char **argv)
 		tree_free(&tree);
 		return report_error();
 	}
-	tree_end(&a, &tree);
+	cli_tree_end(&a, &tree);
 	return DT_EXIT_OK;
 }
 
@@ -405,14 +368,14 @@ int cmd_status(int argc, char **argv)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
 	if (!a.tree)
 		return status_one(&a, a.pid) ? report_error() : DT_EXIT_OK;
-	if (tree_begin(&a, &tree))
+	if (cli_tree_begin(&a, &tree))
 		return report_error();
 	for (int i = 0; i < tree.n; i++)
-		if (status_one(&a, tree.p[i].pid) && !gone_from_tree(i)) {
+		if (status_one(&a, tree.p[i].pid) && !cli_tree_gone(i)) {
 			json_release(&jw, false);
 			tree_free(&tree);
 			return report_error();
 		}
-	tree_end(&a, &tree);
+	cli_tree_end(&a, &tree);
 	return DT_EXIT_OK;
 }

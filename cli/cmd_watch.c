@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "lib/util.h"
 #include "tracker/tracker.h"
+#include "tracker/tree.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -200,64 +201,218 @@ static void sleep_until(uint64_t deadline_ns)
 		;
 }
 
+/* One process of the watch (the tree's, with --tree). */
+struct watched {
+	pid_t pid;
+	struct tracker t;
+	struct range_set dirty;
+	struct thread_cpus cpus;
+	bool open;
+	bool fresh;		/* tracked since this interval: all its pages count */
+};
+
+/* Track pid (for the length of the watch if it was not) and start it clean. */
+static int watch_add(struct watched *w, pid_t pid, const struct args *a, bool quiet)
+{
+	bool already = true;
+
+	memset(w, 0, sizeof(*w));
+	w->pid = pid;
+	if (tracker_open(pid, a->backend, &w->t)) {
+		/* not tracked yet: track for the length of the watch */
+		if (!w->t.untracked || dt_err_kind() == DT_EXIT_GONE)
+			return -1;
+		tracker_close(&w->t);
+		if (tracker_start(pid, a->backend, false, &w->t, &already))
+			return -1;
+		if (!json_output && !quiet)
+			fprintf(stderr, "dirtytrack watch: tracking process %d until the watch ends\n",
+				pid);
+	}
+	w->open = true;
+	/* each collection takes the session lock for its own length only */
+	tracker_unlock(&w->t);
+	/* tracking lasts at least as long as we watch, whoever turned it on */
+	if (tracker_lease(&w->t) || tracker_collect(&w->t, true, &w->dirty))
+		return -1;
+	if (a->threads)
+		cpu_sample(pid, &w->cpus);
+	return 0;
+}
+
+static void watch_close(struct watched *w, bool *failed)
+{
+	if (!w->open)
+		return;
+	/* unpinned tracking that only this watch relied on ends with it */
+	if (!*failed && tracker_end_auto(&w->t))
+		*failed = true;
+	tracker_close(&w->t);
+	range_set_free(&w->dirty);
+	free(w->cpus.t);
+	w->open = false;
+}
+
+/* --tree: processes that appeared since the last look are watched from now. */
+static int watch_rescan(pid_t root, struct watched ***w, int *n, const struct args *a)
+{
+	struct proc_tree tree;
+
+	if (tree_scan(root, &tree))
+		return -1;
+	for (int k = 1; k < tree.n; k++) {
+		bool known = false;
+
+		for (int i = 0; i < *n && !known; i++)
+			known = (*w)[i]->open && (*w)[i]->pid == tree.p[k].pid;
+		if (known)
+			continue;
+		/* each its own: a tracker must not move */
+		*w = xrealloc(*w, (size_t)(*n + 1) * sizeof(**w));
+		(*w)[*n] = xcalloc(1, sizeof(***w));
+		if (watch_add((*w)[*n], tree.p[k].pid, a, true)) {
+			bool f = false;
+
+			watch_close((*w)[*n], &f);
+			free((*w)[*n]);
+			dt_err_clear();		/* gone already, or not ours: not watched */
+			continue;
+		}
+		(*w)[(*n)++]->fresh = true;
+	}
+	tree_free(&tree);
+	return 0;
+}
+
+static void print_tree_interval(struct watched *const *w, int n, int iter, double elapsed_s,
+				double interval_s, const struct args *a)
+{
+	uint64_t pages = 0, bytes = 0, ns = 0;
+	for (int i = 0; i < n; i++)
+		if (w[i]->open) {
+			pages += range_set_pages(&w[i]->dirty);
+			bytes += range_set_bytes(&w[i]->dirty);
+			ns += w[i]->t.collect_ns;
+		}
+	if (json_output) {
+		json_object_begin(&jw, NULL);
+		json_i64(&jw, "iteration", iter);
+		json_double(&jw, "elapsed_s", elapsed_s);
+		json_double(&jw, "interval_s", interval_s);
+		json_u64(&jw, "pages", pages);
+		json_u64(&jw, "bytes", bytes);
+		json_double(&jw, "mib_per_s", interval_s > 0 ? bytes / 1048576.0 / interval_s : 0);
+		json_double(&jw, "collect_ms", ns / 1e6);
+		json_array_begin(&jw, "processes");
+		for (int i = 0; i < n; i++) {
+			if (!w[i]->open)
+				continue;
+			json_object_begin(&jw, NULL);
+			json_i64(&jw, "pid", w[i]->pid);
+			json_str(&jw, "comm", w[i]->t.stat.comm);
+			json_bool(&jw, "new", w[i]->fresh);
+			json_u64(&jw, "pages", range_set_pages(&w[i]->dirty));
+			json_u64(&jw, "bytes", range_set_bytes(&w[i]->dirty));
+			if (a->threads)
+				print_cpus(&w[i]->cpus, interval_s);
+			if (a->pages)
+				print_ranges(&w[i]->dirty);
+			json_object_end(&jw);
+		}
+		json_array_end(&jw);
+		json_object_end(&jw);
+		return;
+	}
+	printf("%8.2f %10llu %10.2f %10.2f %9.2f\n", elapsed_s, (unsigned long long)pages,
+	       bytes / 1048576.0, interval_s > 0 ? bytes / 1048576.0 / interval_s : 0, ns / 1e6);
+	for (int i = 0; i < n; i++) {
+		if (!w[i]->open)
+			continue;
+		printf("  %7d %-15s %10llu %10.2f%s\n", w[i]->pid, w[i]->t.stat.comm,
+		       (unsigned long long)range_set_pages(&w[i]->dirty),
+		       range_set_bytes(&w[i]->dirty) / 1048576.0, w[i]->fresh ? " (new)" : "");
+		if (a->threads)
+			print_cpus(&w[i]->cpus, interval_s);
+		if (a->pages)
+			print_ranges(&w[i]->dirty);
+	}
+	fflush(stdout);
+}
+
+/*
+ * One interval's collection of every watched process.  The root's tracking
+ * ending ends the watch; a descendant that exits or loses tracking leaves it.
+ */
+static int watch_collect(struct watched **w, int n, const struct args *a)
+{
+	for (int i = 0; i < n; i++) {
+		if (!w[i]->open)
+			continue;
+		/* stopped under us, or its holder killed: say so, do not track on alone */
+		if (tracker_holder_alive(&w[i]->t) || tracker_collect(&w[i]->t, true, &w[i]->dirty)) {
+			bool f = false;
+
+			if (!i)
+				return -1;
+			dt_err_clear();
+			watch_close(w[i], &f);
+			continue;
+		}
+		if (a->threads)
+			cpu_sample(w[i]->pid, &w[i]->cpus);
+	}
+	return 0;
+}
+
 int cmd_watch(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
-	struct range_set dirty = RANGE_SET_INIT;
-	struct thread_cpus cpus = { 0 };
-	struct tracker t;
+	struct watched **w;
 	struct args a;
-	bool already = true, failed = false;
+	bool failed = false;
 	uint64_t t0 = 0, prev, next, total_pages = 0;
-	int done = 0;
+	int done = 0, n = 1;
 	int r = parse_args(argc, argv, &a);
 
 	if (r)
 		return r == ARGS_HELP ? DT_EXIT_OK : DT_EXIT_ERROR;
-	if (tracker_open(a.pid, a.backend, &t)) {
-		/* not tracked yet: track for the length of the watch */
-		if (!t.untracked || dt_err_kind() == DT_EXIT_GONE)
-			return report_error();
-		if (tracker_start(a.pid, a.backend, false, &t, &already))
-			return report_error();
-		if (!json_output)
-			fprintf(stderr, "dirtytrack watch: tracking process %d until the watch ends\n",
-				a.pid);
+	w = xcalloc(1, sizeof(*w));
+	w[0] = xcalloc(1, sizeof(**w));
+	if (watch_add(w[0], a.pid, &a, false)) {
+		failed = true;
+		goto out;
 	}
-	/* each collection takes the session lock for its own length only */
-	tracker_unlock(&t);
-	/* tracking lasts at least as long as we watch, whoever turned it on */
-	if (tracker_lease(&t)) {
-		tracker_close(&t);
-		return report_error();
+	if (a.tree && watch_rescan(a.pid, &w, &n, &a)) {
+		failed = true;
+		goto out;
 	}
+	for (int i = 0; i < n; i++)
+		w[i]->fresh = false;	/* the first interval starts clean for all */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	if (!json_output)
 		print_header(a.verbose);
-	/* the first interval starts clean */
-	if (tracker_collect(&t, true, &dirty)) {
-		failed = true;
-		goto out;
-	}
-	if (a.threads)
-		cpu_sample(a.pid, &cpus);
 	t0 = prev = now_ns();
 	next = t0 + (uint64_t)a.interval_ms * 1000000ULL;
 	for (int i = 1; !interrupted && (!a.count || i <= a.count); i++) {
 		uint64_t now;
 
 		sleep_until(next);
-		/* stopped under us, or its holder killed: say so, do not track on alone */
-		if (tracker_holder_alive(&t) || tracker_collect(&t, true, &dirty)) {
+		for (int k = 0; k < n; k++)
+			w[k]->fresh = false;
+		if (watch_collect(w, n, &a) || (a.tree && watch_rescan(a.pid, &w, &n, &a))) {
 			failed = true;
 			break;
 		}
 		now = now_ns();
-		if (a.threads)
-			cpu_sample(a.pid, &cpus);
-		print_interval(&t, &dirty, i, (now - t0) / 1e9, (now - prev) / 1e9, &a, &cpus);
-		total_pages += range_set_pages(&dirty);
+		if (a.tree)
+			print_tree_interval(w, n, i, (now - t0) / 1e9, (now - prev) / 1e9, &a);
+		else
+			print_interval(&w[0]->t, &w[0]->dirty, i, (now - t0) / 1e9, (now - prev) / 1e9, &a,
+				       &w[0]->cpus);
+		for (int k = 0; k < n; k++)
+			if (w[k]->open)
+				total_pages += range_set_pages(&w[k]->dirty);
 		done = i;
 		prev = now;
 		next += (uint64_t)a.interval_ms * 1000000ULL;
@@ -267,12 +422,17 @@ int cmd_watch(int argc, char **argv)
 	if (interrupted)
 		print_totals(done, total_pages, (now_ns() - t0) / 1e9);
 out:
-	range_set_free(&dirty);
-	free(cpus.t);
-	/* unpinned tracking that only this watch relied on ends with it */
-	if (!failed && tracker_end_auto(&t))
-		failed = true;
-	tracker_close(&t);
+	{
+		struct dt_err_saved first;
+
+		dt_err_save(&first);
+		for (int i = 0; i < n; i++) {
+			watch_close(w[i], &failed);
+			free(w[i]);
+		}
+		dt_err_restore(&first);
+	}
+	free(w);
 	if (failed)
 		return report_error();
 	return DT_EXIT_OK;
