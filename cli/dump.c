@@ -874,7 +874,7 @@ static int write_shmem(struct dump_job *j, struct shm_obj *o)
 		while (!err && off < r->end) {
 			const struct shm_window *w = NULL;
 			struct mem_reader mem;
-			uint64_t end = r->end;
+			uint64_t end = r->end, before;
 
 			/* the window holding off (or the nearest after it) */
 			for (int k = 0; k < o->nw; k++) {
@@ -897,18 +897,20 @@ static int write_shmem(struct dump_job *j, struct shm_obj *o)
 			}
 			range_set_clear(&todo);
 			set_add(&todo, w->start + (off - w->pgoff), w->start + (end - w->pgoff));
+			before = j->copied;
 			err = mem_reader_open(&mem, j->p[w->proc]->pid);
 			if (!err) {
 				err = mem_copy(&mem, &todo, put_pages, j);
 				to_offsets(w, &mem.gone, &gone);
 				mem_reader_close(&mem);
 			}
-			if (err && dt_err_kind() == DT_EXIT_GONE && !j->is_frozen &&
-			    w->proc != 0) {
-				/* the process left: the rest of this run is left out too */
+			if (err && dt_err_kind() == DT_EXIT_GONE && w->proc != 0) {
+				/* the process left the tree: another window may show the rest */
 				dt_err_clear();
 				err = 0;
-				set_add(&gone, off, end);
+				j->p[w->proc]->gone = true;
+				off += j->copied - before;	/* what it gave is written */
+				continue;
 			}
 			off = end;
 		}
@@ -916,12 +918,9 @@ static int write_shmem(struct dump_job *j, struct shm_obj *o)
 			break;
 	}
 	range_set_free(&todo);
-	if (!err && gone.n) {
-		if (j->is_frozen)
-			err = dt_err(DT_EXIT_ERROR, "shared memory %llu was unmapped while frozen",
-				     (unsigned long long)o->shmid);
+	/* frozen, a window only goes with its process (killed): the pages with it */
+	if (!err && gone.n)
 		drop_gone(&o->present, &gone, &o->vanished);
-	}
 	range_set_free(&gone);
 	if (err) {
 		sink.base.ops->abort(&sink.base);
@@ -943,8 +942,9 @@ static int write_pages(struct dump_job *j)
 	for (int i = 0; i < j->n; i++) {
 		if (j->p[i]->gone)
 			continue;
+		/* one killed while frozen (SIGKILL reaches traced processes too) is gone */
 		if (write_private(j, j->p[i])) {
-			if (left_the_tree(j->p[i], j->is_frozen ? 0 : i))
+			if (left_the_tree(j->p[i], i))
 				continue;
 			return -1;
 		}

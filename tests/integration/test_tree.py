@@ -10,11 +10,12 @@ process, which is idle (or stopped) while it is read.
 """
 
 import glob
+import subprocess
 import os
 import signal
 import time
 
-from common import PAGE, check, check_eq, holders
+from common import PAGE, check, check_eq, holders, uffd_fds
 from test_dump import (PE_PARENT, PE_PRESENT, PSTREE_MAGIC, img_records, map_files_readable,
                        resolve)
 
@@ -215,4 +216,113 @@ def test_tree_refused_parent_does_not_inject(ctx):
         check_eq(rc, 0, f'tree on a one-process parent: the new child is stored whole: {err}')
         check('stored whole' in err or err == '', f'stderr: {err!r}')
         ctx.json('stop', '--tree', t.pid)
+        c.kill()
+
+
+def test_tree_sysv_shared_once(ctx):
+    """SysV shared memory of a tree: stored once, incrementally when the
+    kernel's attach count is the tree's own (and we can open the object)."""
+    with ctx.target() as t:
+        sv = t.map('sv', 'sysv', 16)
+        t.fill('sv', 0, 16, 4)
+        c = t.forkserve(ctx.tmp)
+        regions = {'sv': t.regions['sv']}
+        ino = inode_at(t.pid, sv)
+        d1, d2 = os.path.join(ctx.tmp, 'd1'), os.path.join(ctx.tmp, 'd2')
+        res = dump_tree(ctx, t.pid, d1)
+        (s,) = [x for x in res['shared'] if x['shmid'] == ino]
+        check_eq((s['mappings'], s['pages_written']), (2, 16), 'SysV object stored once')
+        c.write('sv', 3, 1, 0x61)
+        t.write('sv', 9, 1, 0x62)
+        res = dump_tree(ctx, t.pid, d2, parent=d1)
+        (s,) = [x for x in res['shared'] if x['shmid'] == ino]
+        if s['incremental']:
+            check_eq(present_pages(d2, f'pagemap-shmem-{ino}.img'), {3, 9},
+                     'SysV pages stored: the union of both processes\' writes')
+        else:
+            check(s['whole_because'] and not map_files_readable(),
+                  f'SysV stored whole as root: {s}')
+        check_live(d2, [t.pid, c.pid], regions)
+        ctx.json('stop', '--tree', t.pid)
+        c.kill()
+
+
+def test_tree_child_forking_during_dump(ctx):
+    """Children that fork and exit while the tree is dumped do not break it."""
+    with ctx.target() as t:
+        t.map('a', 'anon', 2048)
+        t.fill('a', 0, 2048, 5)
+        c = t.forkserve(ctx.tmp)
+        regions = {'a': t.regions['a']}
+        ctx.json('start', '--tree', t.pid)
+        for k, opts in enumerate(([], ['--freeze'])):
+            d = os.path.join(ctx.tmp, f'd{k}')
+            p = subprocess.Popen([ctx.bin, '-j', 'dump', str(t.pid), '-D', d, '--tree', *opts],
+                                 env=ctx.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+            c.forkloop(100)                  # 100 children born and gone meanwhile
+            out, err = p.communicate(timeout=60)
+            check_eq(p.returncode, 0, f'dump --tree {opts} while a child forks: {err.strip()}')
+            check_live(d, [t.pid, c.pid], regions)
+        ctx.json('stop', '--tree', t.pid)
+        c.kill()
+
+
+def test_tree_child_killed_during_frozen_dump(ctx):
+    """A child killed while the tree is frozen: the dump is whole without it,
+    or refused cleanly; the others run on, untraced."""
+    with ctx.target() as t:
+        t.map('a', 'anon', 4096)
+        t.fill('a', 0, 4096, 6)
+        ctx.json('start', t.pid)
+        outcomes = set()
+        for k in range(4):
+            c = t.forkserve(ctx.tmp)
+            c.fill('a', 0, 4096, 7 + k)      # its own copy: something to read
+            d = os.path.join(ctx.tmp, f'k{k}')
+            p = subprocess.Popen([ctx.bin, '-j', 'dump', str(t.pid), '-D', d, '--tree',
+                                  '--freeze'], env=ctx.env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            time.sleep(0.005 * k)
+            c.kill()
+            out, err = p.communicate(timeout=60)
+            if p.returncode == 0:
+                pids = [pid for pid, _ in pstree(d)]
+                outcomes.add('with' if c.pid in pids else 'without')
+                check_live(d, [t.pid], {'a': t.regions['a']})
+            else:
+                outcomes.add('refused')
+                check(len(err.strip().splitlines()) == 1, f'one line: {err!r}')
+                check(not os.path.exists(d), f'{d} left behind by a refused dump')
+            with open(f'/proc/{t.pid}/status') as f:
+                tracer = int(dict(ln.split(':', 1) for ln in f)['TracerPid'])
+            check_eq(tracer, 0, 'the root is traced after the dump')
+            t.write('a', 1, 1, 0x70 + k)     # and runs
+        ctx.json('stop', '--tree', t.pid)
+
+
+def test_tree_with_a_child_not_ours(ctx):
+    """start/dump --tree by a user who cannot trace one child: a clear error,
+    and nothing injected in the processes that were ours."""
+    from common import need_root, second_user
+    from test_hostile import user_dir
+    need_root('makes processes of two other users')
+    uid, gid = second_user()
+    ouid, ogid = second_user('dt-other')
+    with ctx.target() as t:
+        t.map('a', 'anon', 4)
+        c = t.forkserve(ctx.tmp)
+        c.cmd(f'become {ouid} {ogid}')
+        t.cmd(f'become {uid} {gid}')
+        udir = user_dir(ctx, 'u', uid, gid)
+        env = dict(ctx.env, DIRTYTRACK_STATE_DIR=os.path.join(udir, 'state'))
+        for args in (['start', '--tree', t.pid],
+                     ['dump', t.pid, '-D', os.path.join(udir, 'd'), '--tree']):
+            rc, out, err = ctx.run(*args, user=uid, group=gid, env=env)
+            check(rc == 3, f'{args[0]} --tree with a child of another user: exit {rc}: {err}')
+            check(str(c.pid) in err and len(err.strip().splitlines()) == 1,
+                  f'{args[0]}: the error names the child, in one line: {err!r}')
+            check(not holders(t.pid), f'{args[0]}: a holder was left for the root')
+            check_eq(uffd_fds(t.pid), [], f'{args[0]}: a userfaultfd in the root')
+        check(not os.path.exists(os.path.join(udir, 'd')), 'a refused dump left its directory')
         c.kill()

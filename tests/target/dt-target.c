@@ -36,6 +36,8 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <grp.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -56,7 +58,7 @@
 
 enum kind {
 	K_ANON, K_THP, K_SHARED, K_MEMFD, K_FILEPRIV, K_FILESHARED,
-	K_FILESHARED_RO, K_NONE, K_HEAP, K_STACK, K_HUGESHARED,
+	K_FILESHARED_RO, K_NONE, K_HEAP, K_STACK, K_HUGESHARED, K_SYSV,
 };
 
 static const char *const kind_names[] = {
@@ -71,6 +73,7 @@ static const char *const kind_names[] = {
 	[K_HEAP] = "heap",
 	[K_STACK] = "stack",
 	[K_HUGESHARED] = "hugeshared",	/* MAP_SHARED|MAP_ANONYMOUS|MAP_HUGETLB */
+	[K_SYSV] = "sysv",		/* shmget + shmat, removed once detached */
 };
 
 struct region {
@@ -350,7 +353,7 @@ static int cmd_map(char **av, int ac)
 	name = av[1];
 	kname = av[2];
 	path = ac > 4 ? av[4] : NULL;
-	for (int k = 0; k <= K_HUGESHARED; k++)
+	for (int k = 0; k <= K_SYSV; k++)
 		if (k != K_HEAP && k != K_STACK && strcmp(kname, kind_names[k]) == 0)
 			kind = k;
 	if (kind < 0)
@@ -380,6 +383,17 @@ static int cmd_map(char **av, int ac)
 		addr = mmap(NULL, len, PROT_READ | PROT_WRITE,
 			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 		break;
+	case K_SYSV: {
+		int id = shmget(IPC_PRIVATE, len, IPC_CREAT | 0600);
+
+		if (id < 0)
+			return fail_errno("shmget");
+		addr = shmat(id, NULL, 0);
+		if (addr == (void *)-1)
+			addr = MAP_FAILED;
+		shmctl(id, IPC_RMID, NULL);	/* gone with the last detach */
+		break;
+	}
 	case K_HUGESHARED:
 		if (pages % THP_PAGES != 0)
 			return fail("hugeshared page count must be a multiple of %lu", THP_PAGES);
@@ -453,7 +467,7 @@ static int cmd_map(char **av, int ac)
 	 * along with the mapping; it is closed by `unmap NAME`.
 	 */
 	set_region(r, name, kind, addr, pages, fd);
-	if (kind == K_SHARED || kind == K_HUGESHARED)
+	if (kind == K_SHARED || kind == K_HUGESHARED || kind == K_SYSV)
 		r->backed = pages;      /* the shmem object cannot grow */
 	if (kind == K_FILESHARED_RO) {
 		struct stat st;         /* read-only file cannot grow either */
@@ -1715,6 +1729,24 @@ static int cmd_forkserve(char **av, int ac)
 	return 0;
 }
 
+/*
+ * become UID GID: this process takes another identity for good (and stays
+ * dumpable, so that its new owner may trace it).  Needs root.
+ */
+static int cmd_become(char **av, int ac)
+{
+	long uid, gid;
+
+	if (ac != 3 || parse_int(av[1], &uid) != 0 || parse_int(av[2], &gid) != 0)
+		return fail("usage: become UID GID");
+	if (setgroups(0, NULL) || setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) ||
+	    setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid))
+		return fail_errno("become");
+	prctl(PR_SET_DUMPABLE, 1);
+	reply("ok");
+	return 0;
+}
+
 /* forkloop N: fork N children that exit at once, and reap them. */
 static int cmd_forkloop(char **av, int ac)
 {
@@ -1877,6 +1909,7 @@ static const struct command commands[] = {
 	{ "exec", cmd_exec },
 	{ "forkserve", cmd_forkserve },
 	{ "forkloop", cmd_forkloop },
+	{ "become", cmd_become },
 	{ "ownuffd", cmd_ownuffd },
 	{ "uring", cmd_uring },
 	{ "uringread", cmd_uringread },
