@@ -89,7 +89,7 @@ static int open_parent(struct dump_job *j)
 {
 	const char *why;
 
-	if (chain_open(&j->parent, j->a.parent) || meta_read_identity(&j->parent.d[0], &j->parent_id))
+	if (chain_open_tip(&j->parent, j->a.parent) || meta_read_identity(&j->parent.d[0], &j->parent_id))
 		return -1;
 	why = parent_mismatch(j);
 	if (!why)
@@ -198,19 +198,37 @@ static void thaw(struct dump_job *j, uint64_t frozen_at)
 	j->stats.frozen_us = (now_ns() - frozen_at) / 1000;
 }
 
+/*
+ * The content map: walked whole for a full dump; for an incremental one,
+ * the parent's plus what changed, wherever the mapping is one the parent
+ * saw and tracking never lost sight of (registered all along).
+ */
+static int content_map(struct dump_job *j, const struct range_set *cover)
+{
+	for (size_t i = 0; i < j->t.vmas.n; i++) {
+		const struct vma *v = &j->t.vmas.v[i];
+		bool tracked = cover && j->t.track && j->t.track[i].state == VMA_TRACKED;
+
+		if (tracked ? content_from_parent(&j->t.scan, v, cover, &j->dirty, &j->content)
+			    : content_of_vma(&j->t.scan, v, &j->content))
+			return -1;
+		/* shared memory can change without our page tables: store it */
+		if (v->kind == VMA_SHMEM && range_set_add(&j->shmem, v->start, v->end))
+			die_oom();
+	}
+	return 0;
+}
+
 /* What to store: content, split into present and in-parent. */
 static int plan(struct dump_job *j)
 {
 	struct range_set maybe_parent = RANGE_SET_INIT, tmp = RANGE_SET_INIT, cover = RANGE_SET_INIT;
 
-	for (size_t i = 0; i < j->t.vmas.n; i++) {
-		const struct vma *v = &j->t.vmas.v[i];
-
-		if (content_of_vma(&j->t.scan, v, &j->content))
-			return -1;
-		/* shared memory can change without our page tables: store it */
-		if (v->kind == VMA_SHMEM && range_set_add(&j->shmem, v->start, v->end))
-			die_oom();
+	if (j->parent.n)
+		dump_covered(&j->parent.d[0], &cover);
+	if (content_map(j, j->parent.n && !j->a.no_track ? &cover : NULL)) {
+		range_set_free(&cover);
+		return -1;
 	}
 	j->stats.pages_scanned = range_set_pages(&j->content);
 	if (!j->parent.n) {
@@ -218,7 +236,6 @@ static int plan(struct dump_job *j)
 			die_oom();
 		return 0;
 	}
-	dump_covered(&j->parent.d[0], &cover);
 	if (range_set_subtract(&tmp, &j->content, &j->dirty) ||
 	    range_set_subtract(&maybe_parent, &tmp, &j->shmem) ||
 	    range_set_intersect(&j->in_parent, &maybe_parent, &cover) ||

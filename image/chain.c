@@ -126,11 +126,16 @@ static int read_pagemap(struct dump *d)
 	return 0;
 }
 
-/* d takes dirfd (and closes it on failure); dir names it in messages. */
-static int dump_open(struct dump *d, int dirfd, const char *dir)
+/*
+ * d takes dirfd (and closes it on failure); dir names it in messages.
+ * whole: every image; else the inventory, and its pagemap only looked at
+ * (a regular file, not through a symlink).
+ */
+static int dump_open(struct dump *d, int dirfd, const char *dir, bool whole)
 {
 	struct stat st;
 	ProtobufCMessage *m;
+	char name[64];
 
 	memset(d, 0, sizeof(*d));
 	d->dirfd = dirfd;
@@ -140,21 +145,30 @@ static int dump_open(struct dump *d, int dirfd, const char *dir)
 		     &m))
 		goto fail;
 	d->inv = (InventoryEntry *)m;
+	d->has_parent = fstatat(d->dirfd, "parent", &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (!whole && d->inv->has_dt_pid && d->inv->dt_dump_id) {
+		off_t size;
+		int fd;
+
+		d->pid = d->inv->dt_pid;
+		snprintf(name, sizeof(name), "pagemap-%u.img", d->pid);
+		fd = path_open_image(d->dirfd, name, img_max_size(IMG_PAGEMAP_MAGIC), &size);
+		if (fd < 0)
+			goto fail;
+		close(fd);
+		return 0;
+	}
 	if (img_read_single(d->dirfd, "pstree.img", IMG_PSTREE_MAGIC, &pstree_entry__descriptor, &m))
 		goto fail;
 	d->pstree = (PstreeEntry *)m;
 	d->pid = d->pstree->pid;
-	{
-		char name[64];
-
-		snprintf(name, sizeof(name), "mm-%u.img", d->pid);
-		if (img_read_single(d->dirfd, name, IMG_MM_MAGIC, &mm_entry__descriptor, &m))
-			goto fail;
-		d->mm = (MmEntry *)m;
-	}
+	snprintf(name, sizeof(name), "mm-%u.img", d->pid);
+	if (img_read_single(d->dirfd, name, IMG_MM_MAGIC, &mm_entry__descriptor, &m))
+		goto fail;
+	d->mm = (MmEntry *)m;
 	if (read_pagemap(d))
 		goto fail;
-	d->has_parent = fstatat(d->dirfd, "parent", &st, AT_SYMLINK_NOFOLLOW) == 0;
+	d->whole = true;
 	return 0;
 fail:
 	dt_err_prefix("dump %s: ", d->path[0] ? d->path : dir);
@@ -299,7 +313,7 @@ static int open_parent_dir(const struct dump *d, const char *top)
 	return fd;
 }
 
-int chain_open(struct dump_chain *c, const char *dir)
+static int open_chain(struct dump_chain *c, const char *dir, bool whole)
 {
 	int cap = 4, fd;
 
@@ -314,7 +328,7 @@ int chain_open(struct dump_chain *c, const char *dir)
 		if (c->n == cap)
 			c->d = xrealloc(c->d, (cap *= 2) * sizeof(*c->d));
 		d = &c->d[c->n];
-		if (dump_open(d, fd, dir))
+		if (dump_open(d, fd, dir, whole || c->n == 0))
 			goto fail;
 		c->n++;
 		for (int i = 0; i < c->n - 1; i++)
@@ -323,14 +337,22 @@ int chain_open(struct dump_chain *c, const char *dir)
 				       c->d[0].path, d->path);
 				goto fail;
 			}
-		if (c->n > 1 && (check_parent_identity(&c->d[c->n - 2], d) ||
-				 check_parent_cover(&c->d[c->n - 2], d)))
+		if (c->n > 1 && check_parent_identity(&c->d[c->n - 2], d))
+			goto fail;
+		/* a link of ours checked, not decoded: the dump that wrote the child checked it */
+		if (c->n > 1 && (c->d[c->n - 2].whole && d->whole) &&
+		    check_parent_cover(&c->d[c->n - 2], d))
 			goto fail;
 		if (!d->has_parent) {
-			if (d->pages_parent) {
+			if (d->whole && d->pages_parent) {
 				dt_err(DT_EXIT_ERROR, "dump %s: %llu pages are marked in-parent but it "
 				       "has no parent link", d->path,
 				       (unsigned long long)d->pages_parent);
+				goto fail;
+			}
+			if (!d->whole && !d->inv->dt_full) {
+				dt_err(DT_EXIT_ERROR, "dump %s: it is an incremental dump but has no "
+				       "parent link", d->path);
 				goto fail;
 			}
 			return 0;
@@ -348,6 +370,16 @@ int chain_open(struct dump_chain *c, const char *dir)
 fail:
 	chain_close(c);
 	return -1;
+}
+
+int chain_open(struct dump_chain *c, const char *dir)
+{
+	return open_chain(c, dir, true);
+}
+
+int chain_open_tip(struct dump_chain *c, const char *dir)
+{
+	return open_chain(c, dir, false);
 }
 
 void chain_close(struct dump_chain *c)

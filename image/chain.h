@@ -40,6 +40,7 @@ struct dump {
 	uint64_t pages_size;
 	uint32_t pages_id;		/* the pages file is pages-<pages_id>.img */
 	bool has_parent;
+	bool whole;			/* every image read; else the inventory only */
 };
 
 struct dump_chain {
@@ -53,6 +54,13 @@ int dump_parse_pagemap(struct dump *d, struct img_in *in, uint64_t *pages_bytes)
 
 /* Opens dir and all its parents; fails on anything not whole. */
 int chain_open(struct dump_chain *c, const char *dir);
+/*
+ * What the next dump needs of its parent: dir whole (d[0]); of the dumps
+ * before it, dirtytrack's own, only the links (identity, parent link, a
+ * pagemap there), not their pages: what the child holds of each was
+ * checked when the child was written.  Others are read whole.
+ */
+int chain_open_tip(struct dump_chain *c, const char *dir);
 void chain_close(struct dump_chain *c);
 
 /* The 4096 bytes of addr as dump d..n-1 describe them; NULL for zero. */
