@@ -370,9 +370,11 @@ class Bench:
                     back_memory(self.dumps, size * MiB)
                     full = self.dump(wl.pid, 'full')
                     pages, _ = wl.once() if pct else (0, 0)
+                    back_memory(self.dumps, 2 * pages * PAGE)
                     inc = self.dump(wl.pid, 'inc', parent=full['dir'])
                     if pct:
                         wl.once()
+                    back_memory(self.dumps, 2 * pages * PAGE)
                     fin = self.dump(wl.pid, 'final', parent=inc['dir'], freeze=True)
                     runs.append({'full_ms': full['dump_ms'], 'inc_ms': inc['dump_ms'],
                                  'inc_collect_ms': inc['collect_ms'],
@@ -424,6 +426,7 @@ class Bench:
                 dirs = [full['dir']]
                 for _ in range(c['runs']):
                     pages, _ = wl.once()
+                    back_memory(self.dumps, 2 * pages * PAGE)
                     inc = self.dump(wl.pid, 'inc', parent=dirs[-1])
                     runs.append({'inc_ms': inc['dump_ms'], 'inc_cpu_ms': inc['_cpu_ms'],
                                  'inc_pages': inc['pages_written'], 'dirty_pages': pages})
@@ -448,7 +451,8 @@ class Bench:
             full = self.dump(wl.pid, 'full')
             dirs, prev = [full['dir']], full['dir']
             for k in range(depth):
-                wl.once()
+                pages, _ = wl.once()
+                back_memory(self.dumps, 2 * pages * PAGE)
                 inc = self.dump(wl.pid, 'inc', parent=prev)
                 times.append({'depth': k + 1, 'inc_ms': inc['dump_ms'],
                               'inc_cpu_ms': inc['_cpu_ms']})
@@ -673,7 +677,7 @@ def back_memory(d, nbytes):
     """Write and delete a file of nbytes in d: the host backs the memory the
     next timed step allocates (see the notes on host faults)."""
     path = os.path.join(d, '.back')
-    block = b'\1' * (8 * MiB)
+    block = b'\1' * min(8 * MiB, max(PAGE, nbytes))
     with open(path, 'wb') as f:
         for _ in range(max(1, nbytes // len(block))):
             f.write(block)

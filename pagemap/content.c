@@ -85,7 +85,7 @@ bool pagemap_real_swap(uint64_t e, int ndev)
 static int keep_real_swap(struct pm_scanner *s, const struct range_set *swapped,
 			  struct range_set *out)
 {
-	int ndev = pagemap_swap_devices();
+	int ndev = swapped->n ? pagemap_swap_devices() : 0;
 	uint64_t e;
 
 	if (ndev == 0)
