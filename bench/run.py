@@ -46,26 +46,32 @@ CONFIGS = {
     'quick': dict(
         runs=5, collect_runs=7, collect_size=256, collect_pcts=[0, 0.1, 1, 10],
         sweep_sizes=[128, 256, 512], sweep_pcts=[0, 1],
-        dump_size=256, inc_sizes=[256], inc_pcts=[0.1, 1, 10], same_pages=None,
+        dump_size=256, inc_sizes=[256], inc_pcts=[0, 1, 10],
+        fixed_pages=655, fixed_sizes=[128, 512], chain_size=128, chain_depth=20,
         slow_size=256, slow_window=0.8, rearm_pct=10, precopy_size=256, precopy_iters=6,
         raw_mib=64),
     'full': dict(
         runs=7, collect_runs=11, collect_size=1024, collect_pcts=[0, 0.1, 1, 10],
         sweep_sizes=[128, 256, 512, 1024, 2048, 4096], sweep_pcts=[0, 1],
-        dump_size=1024, inc_sizes=[256, 1024], inc_pcts=[0.1, 1, 10],
-        # 1 GiB at 0.25% dirties as many pages as 256 MiB at 1%
-        same_pages=(256, 1, 1024, 0.25),
+        dump_size=2048, inc_sizes=[256, 2048], inc_pcts=[0, 0.1, 1, 10],
+        # as many pages as 1% of 1 GiB, in processes of 256 MiB to 4 GiB
+        fixed_pages=2621, fixed_sizes=[256, 1024, 4096], chain_size=256, chain_depth=50,
         slow_size=256, slow_window=2.0, rearm_pct=10, precopy_size=1024, precopy_iters=10,
         raw_mib=256),
 }
 
 TARGETS = {
-    'collect_over_raw': (1.2, 'max'),
-    'dump_over_memread': (0.8, 'min'),
-    'incremental_over_full_1pct': (0.03, 'max'),
+    'collect_over_raw': (1.1, 'max'),
+    'dump_time_over_copy': (0.8, 'max'),
+    'dump_cpu_over_copy': (0.7, 'max'),
+    'dump_peak_rss_mib': (64, 'max'),
+    'incremental_over_full_1pct': (0.015, 'max'),
+    'incremental_over_full_0pct': (0.004, 'max'),
+    'fixed_pages_flatness': (1.2, 'max'),
+    'chain_deep_over_shallow': (1.2, 'max'),
+    'frozen_ms_1pct': (15, 'max'),
     'tracked_idle_throughput': (0.95, 'min'),
     'rearm_fault_over_raw': (1.25, 'max'),
-    'same_pages_size_ratio': (1.5, 'max'),
 }
 
 
@@ -173,9 +179,20 @@ class Bench:
         shutil.rmtree(self.state, ignore_errors=True)
 
     def run(self, cmd, ok=(0,), timeout=600):
-        t0 = time.perf_counter()
-        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=timeout)
-        el = time.perf_counter() - t0
+        """Run cmd; (result, wall s).  result.cpu_ms: its user+sys time,
+        result.rss_kib: its peak resident set (wait4's rusage)."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            t0 = time.perf_counter()
+            child = subprocess.Popen(cmd, stdout=out, stderr=err, env=self.env)
+            _, status, ru = os.wait4(child.pid, 0)
+            el = time.perf_counter() - t0
+            child.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            err.seek(0)
+            p = subprocess.CompletedProcess(cmd, child.returncode, out.read().decode(),
+                                            err.read().decode())
+        p.cpu_ms = (ru.ru_utime + ru.ru_stime) * 1e3
+        p.rss_kib = ru.ru_maxrss
         if p.returncode not in ok:
             raise BenchError(f'{" ".join(cmd)}: exit {p.returncode}: {p.stderr.strip()}')
         return p, el
@@ -185,12 +202,16 @@ class Bench:
         return p.stdout, el, p.returncode
 
     def dt_json(self, *args, ok=(0,)):
-        out, el, _ = self.dt(*args, ok=ok)
-        return json.loads(out), el
+        p, el = self.run([self.dt_bin, '-j'] + [str(x) for x in args], ok=ok)
+        rep = json.loads(p.stdout)
+        rep['_cpu_ms'], rep['_rss_kib'] = p.cpu_ms, p.rss_kib
+        return rep, el
 
     def scanbench(self, *args):
         p, _ = self.run([self.bench_bin('scanbench')] + [str(x) for x in args])
-        return json.loads(p.stdout)
+        res = json.loads(p.stdout)
+        res['_cpu_ms'] = p.cpu_ms
+        return res
 
     def new_dir(self, tag):
         self.seq += 1
@@ -270,13 +291,22 @@ class Bench:
             mem = ['--pid', wl.pid, '--addr', wl.addr, '--len', wl.bytes, '--runs', 1]
             out = ['--dir', self.dumps]
 
+            cpu, rss = {}, []
+
             def full_dump():
+                back_memory(self.dumps, nbytes)
                 rep = self.dump(wl.pid, 'full')
                 self.rm(rep['dir'])
+                cpu['dump'] = rep['_cpu_ms'] / rep['bytes_written']
+                rss.append(rep['_rss_kib'])
                 return rep['bytes_written'], rep['dump_ms']
 
-            def bench(*args):
+            def bench(*args, name=None):
+                if name:
+                    back_memory(self.dumps, nbytes)
                 res = self.scanbench(*args)
+                if name:
+                    cpu[name] = res['_cpu_ms'] / res['bytes']
                 return res['bytes'], res['ms'][0]
 
             # GiB/s of each way to move the same bytes; the order rotates from
@@ -285,7 +315,9 @@ class Bench:
                 'dump': full_dump,
                 'memread': lambda: bench('memread', *mem),
                 'write': lambda: bench('write', *out, '--bytes', nbytes, '--runs', 1),
-                'copy': lambda: bench('copy', *mem, *out),
+                # the plain two-copy baseline: pread /proc/PID/mem into one
+                # reused 8 MiB buffer, write to the file, one thread
+                'copy': lambda: bench('copy', *mem, *out, name='copy'),
                 'copy_small': lambda: bench('copy', *mem, *out, '--chunk', SMALL_CHUNK),
                 # two other designs: overlapped read and write; reading straight
                 # into the mmap'ed image file
@@ -300,6 +332,7 @@ class Bench:
                     rates[f'{name}_gibs'] = b / GiB / (ms / 1e3)
                     if name == 'dump':
                         rates['dump_ms'] = ms
+                rates['dump_cpu_over_copy'] = cpu['dump'] / cpu['copy']
                 runs.append(rates)
         # the one-copy design (vmsplice + splice), on scanbench's own memory
         sp = self.scanbench('splice', '--size-mib', min(size, 256), '--dir', self.dumps,
@@ -312,6 +345,7 @@ class Bench:
         ratios.update({f'dump_over_{n}': ('dump_gibs', f'{n}_gibs') for n in names
                        if n != 'dump'})
         res.update(summarize(runs, **ratios))
+        res['dump_peak_rss_kib'] = max(rss)
         res['splice_gibs'] = med([sp['bytes'] / GiB / (ms / 1e3) for ms in sp['ms']])
         res['splice_over_memread'] = res['splice_gibs'] / res['memread_gibs']
         # reading then writing in one thread cannot beat 1 / (1/read + 1/write)
@@ -324,21 +358,23 @@ class Bench:
     def incremental(self):
         c = self.cfg
         cases = [(s, p) for s in c['inc_sizes'] for p in c['inc_pcts']]
-        if c['same_pages']:
-            cases.append(c['same_pages'][2:])
         diff_ok = self.diff_available()
         diffs = []
         points = []
         for size, pct in cases:
             log(f'c/d. incremental and frozen final dump: {size} MiB, {pct}% dirty')
             runs = []
-            with Workload(self, size, pattern='random', pct=pct, once=True) as wl:
+            with Workload(self, size, pattern='random', pct=pct or 1, once=True) as wl:
                 self.dt('start', wl.pid)
                 for i in range(c['runs']):
+                    back_memory(self.dumps, size * MiB)
                     full = self.dump(wl.pid, 'full')
-                    pages, _ = wl.once()
+                    pages, _ = wl.once() if pct else (0, 0)
+                    back_memory(self.dumps, 2 * pages * PAGE)
                     inc = self.dump(wl.pid, 'inc', parent=full['dir'])
-                    wl.once()
+                    if pct:
+                        wl.once()
+                    back_memory(self.dumps, 2 * pages * PAGE)
                     fin = self.dump(wl.pid, 'final', parent=inc['dir'], freeze=True)
                     runs.append({'full_ms': full['dump_ms'], 'inc_ms': inc['dump_ms'],
                                  'inc_collect_ms': inc['collect_ms'],
@@ -366,14 +402,6 @@ class Bench:
             a, b = linfit([p['inc_pages'] for p in pts], [p['inc_ms'] for p in pts])
             fits[str(size)] = {'fixed_ms': a, 'us_per_page': b * 1e3}
         out = {'points': points, 'fits': fits}
-        if c['same_pages']:
-            s1, p1, s2, p2 = c['same_pages']
-            one = next(p for p in points if (p['size_mib'], p['dirty_pct']) == (s1, p1))
-            two = next(p for p in points if (p['size_mib'], p['dirty_pct']) == (s2, p2))
-            out['same_pages'] = {'small': [s1, p1], 'large': [s2, p2],
-                                 'pages': [one['inc_pages'], two['inc_pages']],
-                                 'inc_ms': [one['inc_ms'], two['inc_ms']],
-                                 'size_ratio': s2 / s1, 'time_ratio': two['inc_ms'] / one['inc_ms']}
         self.r['incremental'] = out
         if not diff_ok:
             self.r['diff'] = {'skipped': 'diff not built'}
@@ -381,6 +409,62 @@ class Bench:
             d = {k: med([x[k] for x in diffs]) for k in diffs[0]}
             d['runs'] = diffs
             self.r['diff'] = d
+
+    def fixed_pages(self):
+        """The same number of dirty pages in processes of growing size: an
+        incremental dump's time must follow the pages, not the size."""
+        c = self.cfg
+        n = c['fixed_pages']
+        points = []
+        for size in c['fixed_sizes']:
+            pct = n / (size * MiB / PAGE) * 100
+            log(f'g. incremental dump of {n} dirty pages in {size} MiB ({pct:.3g}%)')
+            runs = []
+            with Workload(self, size, pattern='random', pct=pct, once=True) as wl:
+                back_memory(self.dumps, size * MiB)
+                full = self.dump(wl.pid, 'full')
+                dirs = [full['dir']]
+                for _ in range(c['runs']):
+                    pages, _ = wl.once()
+                    back_memory(self.dumps, 2 * pages * PAGE)
+                    inc = self.dump(wl.pid, 'inc', parent=dirs[-1])
+                    runs.append({'inc_ms': inc['dump_ms'], 'inc_cpu_ms': inc['_cpu_ms'],
+                                 'inc_pages': inc['pages_written'], 'dirty_pages': pages})
+                    dirs.append(inc['dir'])
+                self.rm(*dirs)
+            points.append({'size_mib': size, 'full_ms': full['dump_ms'],
+                           'full_cpu_ms': full['_cpu_ms'], 'full_rss_kib': full['_rss_kib'],
+                           **summarize(runs)})
+        times = [p['inc_ms'] for p in points]
+        self.r['fixed_pages'] = {'pages': n, 'points': points,
+                                 'flatness': max(times) / min(times),
+                                 'largest_full_rss_kib': points[-1]['full_rss_kib'],
+                                 'largest_size_mib': points[-1]['size_mib']}
+
+    def chain(self):
+        """An incremental dump at the end of a long chain vs one on a short one."""
+        c = self.cfg
+        size, depth = c['chain_size'], c['chain_depth']
+        log(f'h. chain depth: {size} MiB, 1% dirty, dumps 1 to {depth} deep')
+        times = []
+        with Workload(self, size, pattern='random', pct=1, once=True) as wl:
+            full = self.dump(wl.pid, 'full')
+            dirs, prev = [full['dir']], full['dir']
+            for k in range(depth):
+                pages, _ = wl.once()
+                back_memory(self.dumps, 2 * pages * PAGE)
+                inc = self.dump(wl.pid, 'inc', parent=prev)
+                times.append({'depth': k + 1, 'inc_ms': inc['dump_ms'],
+                              'inc_cpu_ms': inc['_cpu_ms']})
+                prev = inc['dir']
+                dirs.append(prev)
+            self.rm(*dirs)
+        k = min(5, depth // 4)
+        shallow = med([t['inc_ms'] for t in times[:k]])
+        deep = med([t['inc_ms'] for t in times[-k:]])
+        self.r['chain'] = {'size_mib': size, 'depth': depth, 'points': times,
+                           'shallow_ms': shallow, 'deep_ms': deep, 'window': k,
+                           'deep_over_shallow': deep / shallow}
 
     def diff_available(self):
         p = subprocess.run([self.dt_bin, 'diff', '--help'], capture_output=True, text=True,
@@ -527,22 +611,44 @@ class Bench:
                 f'{one["collect_ioctl_ms"]:.2f} ms vs {one["raw_ioctl_ms"]:.2f} ms')
         d = r.get('dump')
         if d:
-            add('dump_over_memread', d['dump_over_memread'],
-                f'full dump rate / /proc/PID/mem read rate, {d["size_mib"]} MiB to {d["fs"]}',
-                f'{d["dump_gibs"]:.2f} vs {d["memread_gibs"]:.2f} GiB/s')
+            add('dump_time_over_copy', 1 / d['dump_over_copy'],
+                f'full dump time / plain two-copy loop (pread + write, one thread), same bytes, '
+                f'{d["size_mib"]} MiB to {d["fs"]}',
+                f'{d["dump_gibs"]:.2f} vs {d["copy_gibs"]:.2f} GiB/s')
+            add('dump_cpu_over_copy', d['dump_cpu_over_copy'],
+                'full dump CPU time (user+sys) / the two-copy loop\'s, per byte', '')
+            add('dump_peak_rss_mib', d['dump_peak_rss_kib'] / 1024,
+                f'peak RSS of dirtytrack in a {d["size_mib"]} MiB full dump (MiB)', '')
+        fp = r.get('fixed_pages')
+        if fp:
+            add('dump_peak_rss_mib', fp['largest_full_rss_kib'] / 1024,
+                f'peak RSS of dirtytrack in a {fp["largest_size_mib"]} MiB full dump (MiB)', '')
+            pts = fp['points']
+            add('fixed_pages_flatness', fp['flatness'],
+                f'incremental dump of {fp["pages"]} dirty pages: slowest / fastest over '
+                f'{pts[0]["size_mib"]}-{pts[-1]["size_mib"]} MiB',
+                ', '.join(f'{p["size_mib"]} MiB {p["inc_ms"]:.1f} ms' for p in pts))
+        ch = r.get('chain')
+        if ch:
+            add('chain_deep_over_shallow', ch['deep_over_shallow'],
+                f'incremental dump {ch["depth"]} deep / 1 deep, {ch["size_mib"]} MiB, 1% dirty',
+                f'{ch["deep_ms"]:.1f} ms vs {ch["shallow_ms"]:.1f} ms (medians of {ch["window"]})')
         inc = r.get('incremental')
         if inc:
-            one = next(p for p in inc['points']
-                       if p['dirty_pct'] == 1 and p['size_mib'] == self.cfg['inc_sizes'][0])
-            add('incremental_over_full_1pct', one['inc_over_full'],
-                f'incremental dump at 1% dirty / full dump, {one["size_mib"]} MiB',
-                f'{one["inc_ms"]:.1f} ms vs {one["full_ms"]:.1f} ms')
-            if 'same_pages' in inc:
-                sp = inc['same_pages']
-                add('same_pages_size_ratio', sp['time_ratio'],
-                    f'incremental, same dirty pages, {sp["large"][0]} MiB / {sp["small"][0]} MiB',
-                    f'{sp["inc_ms"][1]:.1f} ms vs {sp["inc_ms"][0]:.1f} ms; the size ratio is '
-                    f'{sp["size_ratio"]:g}')
+            big = self.cfg['inc_sizes'][-1]
+            for pct, key in ((1, 'incremental_over_full_1pct'), (0, 'incremental_over_full_0pct')):
+                one = next((p for p in inc['points']
+                            if p['dirty_pct'] == pct and p['size_mib'] == big), None)
+                if one:
+                    add(key, one['inc_over_full'],
+                        f'incremental dump at {pct}% dirty / full dump, {big} MiB',
+                        f'{one["inc_ms"]:.1f} ms vs {one["full_ms"]:.1f} ms')
+            one = next((p for p in inc['points'] if p['dirty_pct'] == 1 and p['size_mib'] == big),
+                       None)
+            if one:
+                add('frozen_ms_1pct', one['freeze_ms'],
+                    f'frozen time (ms) of a final --freeze dump at 1% dirty, {big} MiB',
+                    f'the dump took {one["final_ms"]:.1f} ms')
         s = r.get('slowdown')
         if s:
             st = s['static']
@@ -565,6 +671,17 @@ def summarize(runs, **ratios):
         out[name] = med([r[num] / r[den] for r in runs])
     out['runs'] = runs
     return out
+
+
+def back_memory(d, nbytes):
+    """Write and delete a file of nbytes in d: the host backs the memory the
+    next timed step allocates (see the notes on host faults)."""
+    path = os.path.join(d, '.back')
+    block = b'\1' * min(8 * MiB, max(PAGE, nbytes))
+    with open(path, 'wb') as f:
+        for _ in range(max(1, nbytes // len(block))):
+            f.write(block)
+    os.unlink(path)
 
 
 def fs_type(path):
@@ -641,6 +758,32 @@ def plots(r, outdir, suffix):
              "set title 'Dump time vs dirty fraction (median of runs)'\nset logscale xy\n"
              "set xlabel 'pages written since the parent dump (% of the process)'\n"
              "set ylabel 'ms'\nplot " + ', '.join(lines) + '\n', blocks)
+    fp = r.get('fixed_pages')
+    if fp:
+        plot('inc-vs-size',
+             f"set title 'Incremental dump of {fp['pages']} dirty pages vs process size'\n"
+             "set logscale x\nset xlabel 'process size (MiB)'\nset ylabel 'ms'\nset yrange [0:*]\n"
+             "plot $F using 1:2 with linespoints lw 2 title 'incremental dump', "
+             "$F using 1:3 with linespoints dt 2 title 'its CPU time'\n",
+             {'F': [(p['size_mib'], p['inc_ms'], p['inc_cpu_ms']) for p in fp['points']]})
+    ch = r.get('chain')
+    if ch:
+        plot('chain-depth',
+             f"set title 'Incremental dump vs chain depth, {ch['size_mib']} MiB, 1% dirty'\n"
+             "set xlabel 'depth of the parent chain'\nset ylabel 'ms'\nset yrange [0:*]\n"
+             "plot $C using 1:2 with linespoints lw 2 title 'incremental dump', "
+             "$C using 1:3 with linespoints dt 2 title 'its CPU time'\n",
+             {'C': [(t['depth'], t['inc_ms'], t['inc_cpu_ms']) for t in ch['points']]})
+    if inc:
+        blocks, lines = {}, []
+        for size in sorted({p['size_mib'] for p in inc['points']}):
+            blocks[f'Z{size}'] = sorted((max(p['inc_pages'], 1), p['freeze_ms'])
+                                        for p in inc['points'] if p['size_mib'] == size)
+            lines.append(f"$Z{size} using 1:2 with linespoints lw 2 title '{size} MiB'")
+        plot('frozen-time',
+             "set title 'Frozen time of a final --freeze dump vs pages written (median)'\n"
+             "set logscale xy\nset xlabel 'pages written since the parent (0 shown as 1)'\n"
+             "set ylabel 'ms frozen'\nplot " + ', '.join(lines) + '\n', blocks)
     col = r.get('collection')
     if col and col['sweep']:
         one = sorted((p['size_mib'], p['collect_ioctl_ms'], p['raw_ioctl_ms'],
@@ -733,7 +876,8 @@ def report(r):
               f'{d["dir"]} ({d["fs"]})', '',
               '| way to move the same bytes | GiB/s | / read rate | dump / this |',
               '|---|---|---|---|',
-              f'| **dirtytrack full dump** (tracked already; {fmt(d["dump_ms"])} ms) | '
+              f'| **dirtytrack full dump** (tracked already; {fmt(d["dump_ms"])} ms; CPU '
+              f'{fmt(d["dump_cpu_over_copy"])} of the two-copy loop\'s) | '
               f'{fmt(d["dump_gibs"])} | {fmt(d["dump_over_memread"])} | 1 |',
               row('read /proc/PID/mem into a reused 8 MiB buffer: the copy limit', 'memread'),
               row('write the same bytes to a file on the same fs: the sink limit', 'write'),
@@ -762,6 +906,23 @@ def report(r):
         L += ['', 'Linear fit of incremental dump time on pages written: ' + '; '.join(
             f'{s} MiB: {fmt(f["fixed_ms"])} ms fixed + {fmt(f["us_per_page"])} us/page'
             for s, f in inc['fits'].items()) + '.']
+    fp = r.get('fixed_pages')
+    if fp:
+        L += ['', f'### g. Incremental dump of {fp["pages"]} dirty pages vs process size '
+              '(ms, median)', '',
+              '| size (MiB) | incremental | its CPU | full dump | full dump CPU | '
+              'full dump peak RSS (MiB) |', '|---|---|---|---|---|---|']
+        for p in fp['points']:
+            L.append(f'| {p["size_mib"]} | {fmt(p["inc_ms"])} | {fmt(p["inc_cpu_ms"])} | '
+                     f'{fmt(p["full_ms"])} | {fmt(p["full_cpu_ms"])} | '
+                     f'{fmt(p["full_rss_kib"] / 1024)} |')
+    ch = r.get('chain')
+    if ch:
+        L += ['', f'### h. Incremental dump vs chain depth, {ch["size_mib"]} MiB, 1% dirty (ms)', '',
+              '| depth | ' + ' | '.join(str(t['depth']) for t in ch['points'][::max(1, ch['depth'] // 10)])
+              + ' |', '|---|' + '---|' * len(ch['points'][::max(1, ch['depth'] // 10)]),
+              '| ms | ' + ' | '.join(fmt(t['inc_ms']) for t in ch['points'][::max(1, ch['depth'] // 10)])
+              + ' |']
     s = r.get('slowdown')
     if s:
         re, st, mv = s['rearm'], s['static'], s['moving']
@@ -827,7 +988,7 @@ def update_doc(path, text):
     os.replace(path + '.tmp', path)
 
 
-SECTIONS = ['raw', 'collection', 'dump', 'incremental', 'slowdown', 'precopy']
+SECTIONS = ['raw', 'collection', 'dump', 'incremental', 'sizes', 'chain', 'slowdown', 'precopy']
 
 
 def main():
@@ -865,6 +1026,10 @@ def main():
             b.dump_throughput()
         if 'incremental' in only:
             b.incremental()
+        if 'sizes' in only:
+            b.fixed_pages()
+        if 'chain' in only:
+            b.chain()
         if 'slowdown' in only:
             b.slowdown()
         if 'precopy' in only:

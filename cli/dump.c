@@ -133,7 +133,7 @@ static int open_parent(struct dump_job *j)
 {
 	struct proc_stat st;
 
-	if (chain_open(&j->parent, j->a.parent) ||
+	if (chain_open_tip(&j->parent, j->a.parent) ||
 	    meta_read_identity(&j->parent.d[0], &j->parent_id))
 		return -1;
 	if (proc_stat_read(j->a.pid, &st))
@@ -535,9 +535,21 @@ static int find_content(struct dump_job *j)
 {
 	for (int i = 0; i < j->n; i++) {
 		struct proc_job *pj = j->p[i];
+		struct range_set cover = RANGE_SET_INIT;
+		bool derive = pj->in_parent_dump && !pj->full && pj->tracked;
 
 		if (pj->gone)
 			continue;
+		/*
+		 * Private memory of a mapping tracked all along: the parent's
+		 * content plus what changed, not a walk of every page table.
+		 */
+		if (derive) {
+			char name[64];
+
+			snprintf(name, sizeof(name), "pagemap-%d.img", pj->pid);
+			pm_covered(dump_pm_find(&j->parent.d[0], name), &cover);
+		}
 		for (size_t k = 0; k < pj->t.vmas.n; k++) {
 			const struct vma *v = &pj->t.vmas.v[k];
 			struct range_set c = RANGE_SET_INIT;
@@ -545,13 +557,21 @@ static int find_content(struct dump_job *j)
 			struct shm_window *w;
 
 			if (v->kind != VMA_SHMEM) {
-				if (content_of_vma(&pj->t.scan, v, &pj->content))
+				bool tracked = derive && pj->t.track &&
+					       pj->t.track[k].state == VMA_TRACKED;
+
+				if (tracked ? content_from_parent(&pj->t.scan, v, &cover, &pj->dirty,
+								  &pj->content)
+					    : content_of_vma(&pj->t.scan, v, &pj->content)) {
+					range_set_free(&cover);
 					return -1;
+				}
 				continue;
 			}
 			o = shm_of(j, v);
 			if (o->dev_major != v->dev_major || o->dev_minor != v->dev_minor)
-				return dt_err(DT_EXIT_ERROR, "two shared memory objects of process %d "
+				return range_set_free(&cover),
+				       dt_err(DT_EXIT_ERROR, "two shared memory objects of process %d "
 					      "have inode %llu on different devices: they cannot be told "
 					      "apart in one dump", pj->pid,
 					      (unsigned long long)v->inode);
@@ -567,12 +587,14 @@ static int find_content(struct dump_job *j)
 			*w = (struct shm_window){ i, v->start, v->end, v->pgoff };
 			if (content_of_vma(&pj->t.scan, v, &c)) {
 				range_set_free(&c);
+				range_set_free(&cover);
 				return -1;
 			}
 			to_offsets(w, &c, &o->content);
 			to_offsets(w, &pj->dirty, &o->dirty);
 			range_set_free(&c);
 		}
+		range_set_free(&cover);
 		pj->pages_scanned = range_set_pages(&pj->content);
 	}
 	return 0;
@@ -852,72 +874,113 @@ static int write_private(struct dump_job *j, struct proc_job *pj)
 	return sink_finish(&sink, &pj->present, &pj->in_parent, &pj->pages_written);
 }
 
-/*
- * A shared object's pages, in offset order, each read through a process
- * that maps it there.  A window unmapped meanwhile hands over to another;
- * pages no window shows any more are left out.
- */
-static int write_shmem(struct dump_job *j, struct shm_obj *o)
+/* The window of o that shows offset off (and up to where), or NULL. */
+static const struct shm_window *window_at(const struct dump_job *j, const struct shm_obj *o,
+					  uint64_t off, uint64_t *end)
 {
-	struct range_set todo = RANGE_SET_INIT, gone = RANGE_SET_INIT;
+	for (int k = 0; k < o->nw; k++) {
+		const struct shm_window *x = &o->w[k];
+		uint64_t xe = x->pgoff + (x->end - x->start);
+
+		if (!j->p[x->proc]->gone && x->pgoff <= off && off < xe) {
+			if (xe < *end)
+				*end = xe;
+			return x;
+		}
+	}
+	return NULL;
+}
+
+/* Offset reached after n bytes of the offsets in batch (window w's addresses). */
+static uint64_t offset_after(const struct shm_window *w, const struct range_set *batch,
+			     uint64_t n)
+{
+	range_set_for_each(r, batch) {
+		if (n < r->end - r->start)
+			return w->pgoff + (r->start + n - w->start);
+		n -= r->end - r->start;
+	}
+	return UINT64_MAX;
+}
+
+/*
+ * A shared object's pages, in offset order, read through the processes
+ * that map them: consecutive runs one window shows are one batch (one
+ * batched read).  A process that exits meanwhile hands over to another
+ * window from where it stopped; pages no window shows any more are left
+ * out (counted as vanished).
+ */
+static int write_shmem(struct dump_job *j, struct shm_obj *o, struct mem_reader *rd)
+{
+	struct range_set batch = RANGE_SET_INIT, gone = RANGE_SET_INIT;
 	struct dir_sink sink;
 	char name[64];
+	uint64_t from = 0;
 	int err = 0;
 
 	snprintf(name, sizeof(name), "pagemap-shmem-%llu.img", (unsigned long long)o->shmid);
 	if (dir_sink_open(&sink, j->dir.fd, name, j->next_pages_id++))
 		return -1;
 	j->sink = &sink;
-	range_set_for_each(r, &o->present) {
-		uint64_t off = r->start;
+	while (!err && from != UINT64_MAX) {
+		const struct shm_window *bw = NULL;
+		uint64_t next = UINT64_MAX, before;
 
-		while (!err && off < r->end) {
-			const struct shm_window *w = NULL;
-			struct mem_reader mem;
-			uint64_t end = r->end, before;
+		/* plan one batch from `from` on: the runs of one window, in order */
+		range_set_clear(&batch);
+		range_set_for_each(r, &o->present) {
+			uint64_t off = r->start > from ? r->start : from;
 
-			/* the window holding off (or the nearest after it) */
-			for (int k = 0; k < o->nw; k++) {
-				const struct shm_window *x = &o->w[k];
-				uint64_t xe = x->pgoff + (x->end - x->start);
+			while (off < r->end) {
+				uint64_t end = r->end;
+				const struct shm_window *w = window_at(j, o, off, &end);
 
-				if (j->p[x->proc]->gone || xe <= off)
-					continue;
-				if (x->pgoff <= off) {
-					w = x;
-					if (xe < end)
-						end = xe;
-					break;
+				if (!w) {	/* nothing maps it any more */
+					if (!bw)
+						set_add(&gone, off, end);
+					else
+						next = off;
+				} else if (!bw || w == bw) {
+					bw = w;
+					set_add(&batch, w->start + (off - w->pgoff),
+						w->start + (end - w->pgoff));
+				} else {
+					next = off;
 				}
-			}
-			if (!w) {	/* nothing maps it any more */
-				set_add(&gone, off, end);
+				if (next != UINT64_MAX)
+					break;
 				off = end;
-				continue;
 			}
-			range_set_clear(&todo);
-			set_add(&todo, w->start + (off - w->pgoff), w->start + (end - w->pgoff));
-			before = j->copied;
-			err = mem_reader_open(&mem, j->p[w->proc]->pid);
-			if (!err) {
-				err = mem_copy(&mem, &todo, put_pages, j);
-				to_offsets(w, &mem.gone, &gone);
-				mem_reader_close(&mem);
-			}
-			if (err && dt_err_kind() == DT_EXIT_GONE && w->proc != 0) {
-				/* the process left the tree: another window may show the rest */
-				dt_err_clear();
-				err = 0;
-				j->p[w->proc]->gone = true;
-				off += j->copied - before;	/* what it gave is written */
-				continue;
-			}
-			off = end;
+			if (next != UINT64_MAX)
+				break;
 		}
-		if (err)
+		if (!bw)
 			break;
+		if (!rd[bw->proc].buf && mem_reader_open(&rd[bw->proc], j->p[bw->proc]->pid)) {
+			if (dt_err_kind() != DT_EXIT_GONE || bw->proc == 0) {
+				err = -1;
+				break;
+			}
+			dt_err_clear();
+			j->p[bw->proc]->gone = true;	/* plan again without it */
+			continue;
+		}
+		before = j->copied;
+		err = mem_copy(&rd[bw->proc], &batch, put_pages, j);
+		to_offsets(bw, &rd[bw->proc].gone, &gone);
+		range_set_clear(&rd[bw->proc].gone);
+		if (err && dt_err_kind() == DT_EXIT_GONE && bw->proc != 0) {
+			/* the process left the tree: another window may show the rest */
+			dt_err_clear();
+			err = 0;
+			j->p[bw->proc]->gone = true;
+			next = offset_after(bw, &batch, j->copied - before);
+			if (next == UINT64_MAX)
+				next = from;	/* nothing given: plan again without it */
+		}
+		from = next;
 	}
-	range_set_free(&todo);
+	range_set_free(&batch);
 	/* frozen, a window only goes with its process (killed): the pages with it */
 	if (!err && gone.n)
 		drop_gone(&o->present, &gone, &o->vanished);
@@ -949,9 +1012,20 @@ static int write_pages(struct dump_job *j)
 			return -1;
 		}
 	}
-	for (int k = 0; k < j->nshm; k++)
-		if (write_shmem(j, &j->shm[k]))
+	{
+		/* one reader a process for all objects: each holds a large buffer */
+		struct mem_reader *rd = xcalloc((size_t)j->n, sizeof(*rd));
+		int err = 0;
+
+		for (int k = 0; k < j->nshm && !err; k++)
+			err = write_shmem(j, &j->shm[k], rd);
+		for (int i = 0; i < j->n; i++)
+			if (rd[i].buf)
+				mem_reader_close(&rd[i]);
+		free(rd);
+		if (err)
 			return -1;
+	}
 	j->stats.memdump_us = (now_ns() - t0) / 1000;
 	return 0;
 }

@@ -230,8 +230,12 @@ static int find_shmem_files(struct dump *d)
 	return 0;
 }
 
-/* d takes dirfd (and closes it on failure); dir names it in messages. */
-static int dump_open(struct dump *d, int dirfd, const char *dir)
+/*
+ * d takes dirfd (and closes it on failure); dir names it in messages.
+ * whole: every image; else (an older dump of ours, below the one asked
+ * for) the inventory and the parent link only.
+ */
+static int dump_open(struct dump *d, int dirfd, const char *dir, bool whole)
 {
 	struct stat st;
 	ProtobufCMessage *m;
@@ -244,6 +248,15 @@ static int dump_open(struct dump *d, int dirfd, const char *dir)
 		     &m))
 		goto fail;
 	d->inv = (InventoryEntry *)m;
+	d->has_parent = fstatat(d->dirfd, "parent", &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (!whole && d->inv->has_dt_pid && d->inv->dt_dump_id) {
+		if (!d->has_parent && !d->inv->dt_full) {
+			dt_err(DT_EXIT_ERROR, "it is an incremental dump but has no parent link");
+			goto fail;
+		}
+		return 0;
+	}
+	d->whole = true;
 	if (read_pstree(d))
 		goto fail;
 	for (size_t i = 0; i < d->nprocs; i++) {
@@ -574,7 +587,7 @@ static int open_parent_dir(const struct dump *d, const char *top)
 	return fd;
 }
 
-int chain_open(struct dump_chain *c, const char *dir)
+static int open_chain(struct dump_chain *c, const char *dir, bool whole)
 {
 	int cap = 4, fd;
 
@@ -589,7 +602,7 @@ int chain_open(struct dump_chain *c, const char *dir)
 		if (c->n == cap)
 			c->d = xrealloc(c->d, (cap *= 2) * sizeof(*c->d));
 		d = &c->d[c->n];
-		if (dump_open(d, fd, dir))
+		if (dump_open(d, fd, dir, whole || c->n == 0))
 			goto fail;
 		c->n++;
 		for (int i = 0; i < c->n - 1; i++)
@@ -598,8 +611,11 @@ int chain_open(struct dump_chain *c, const char *dir)
 				       c->d[0].path, d->path);
 				goto fail;
 			}
-		if (c->n > 1 && (check_parent_identity(&c->d[c->n - 2], d) ||
-				 check_parent_cover(&c->d[c->n - 2], d)))
+		if (c->n > 1 && check_parent_identity(&c->d[c->n - 2], d))
+			goto fail;
+		/* a link of ours looked at, not read: the dump that wrote the child checked it */
+		if (c->n > 1 && c->d[c->n - 2].whole && d->whole &&
+		    check_parent_cover(&c->d[c->n - 2], d))
 			goto fail;
 		if (!d->has_parent) {
 			uint64_t in_parent = 0;
@@ -628,6 +644,16 @@ int chain_open(struct dump_chain *c, const char *dir)
 fail:
 	chain_close(c);
 	return -1;
+}
+
+int chain_open(struct dump_chain *c, const char *dir)
+{
+	return open_chain(c, dir, true);
+}
+
+int chain_open_tip(struct dump_chain *c, const char *dir)
+{
+	return open_chain(c, dir, false);
 }
 
 void chain_close(struct dump_chain *c)

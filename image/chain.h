@@ -65,6 +65,7 @@ struct dump {
 	struct pm_file *pms;		/* private ones, then shared objects */
 	size_t npms;
 	bool has_parent;
+	bool whole;			/* every image read; else the inventory only */
 	/* the selected process (chain_select; the root after chain_open) */
 	unsigned int pid;
 	struct PstreeEntry *pstree;	/* NULL when the process is not in this dump */
@@ -86,6 +87,13 @@ int dump_parse_pagemap(struct pm_file *pm, struct img_in *in, uint64_t *pages_by
 
 /* Opens dir and all its parents; fails on anything not whole. */
 int chain_open(struct dump_chain *c, const char *dir);
+/*
+ * What the next dump needs of its parent: dir whole (d[0]); of the dumps
+ * before it, dirtytrack's own, only the links (identity, parent link),
+ * not their pages: what the child holds of each was checked when the
+ * child was written.  Others are read whole.
+ */
+int chain_open_tip(struct dump_chain *c, const char *dir);
 void chain_close(struct dump_chain *c);
 /* Look at process pid of the top dump (an error naming it if absent). */
 int chain_select(struct dump_chain *c, unsigned int pid);

@@ -12,6 +12,7 @@
 #include "lib/util.h"
 
 #define OUT_FLUSH (1 << 20)
+#define OUT_DIRECT (16 << 10)
 
 static int out_flush(struct img_out *o)
 {
@@ -51,8 +52,11 @@ int img_create(struct img_out *o, int dirfd, const char *name, uint32_t magic)
 
 int img_put_raw(struct img_out *o, const void *data, size_t len)
 {
-	/* big writes go straight through: pages are already batched */
-	if (len >= o->cap) {
+	/*
+	 * Big writes, and anything not joining buffered bytes (the pages file
+	 * has no header), go straight through: pages are never copied here.
+	 */
+	if (len >= o->cap || (!o->len && len >= OUT_DIRECT)) {
 		if (out_flush(o))
 			return -1;
 		for (size_t done = 0; done < len;) {

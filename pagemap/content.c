@@ -85,7 +85,7 @@ bool pagemap_real_swap(uint64_t e, int ndev)
 static int keep_real_swap(struct pm_scanner *s, const struct range_set *swapped,
 			  struct range_set *out)
 {
-	int ndev = pagemap_swap_devices();
+	int ndev = swapped->n ? pagemap_swap_devices() : 0;
 	uint64_t e;
 
 	if (ndev == 0)
@@ -178,7 +178,9 @@ static bool shmem_file_extents(pid_t pid, const struct vma *v, struct range_set 
 	return true;
 }
 
-int content_of_vma(struct pm_scanner *s, const struct vma *v, struct range_set *out)
+/* Add the pages with content of [start, end) of v (inside it) to *out. */
+static int content_of_span(struct pm_scanner *s, const struct vma *v, uint64_t start,
+			   uint64_t end, struct range_set *out)
 {
 	struct range_set present = RANGE_SET_INIT, swapped = RANGE_SET_INIT;
 	struct collect c = { v, &present, &swapped };
@@ -186,24 +188,71 @@ int content_of_vma(struct pm_scanner *s, const struct vma *v, struct range_set *
 		.anyof = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		.ret = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE,
 	};
+	int err = pm_scan(s, start, end, &q, on_region, &c);
+
+	if (!err)
+		err = keep_real_swap(s, &swapped, &present);
+	if (!err && range_set_union(out, &present))
+		die_oom();
+	range_set_free(&present);
+	range_set_free(&swapped);
+	return err;
+}
+
+int content_of_vma(struct pm_scanner *s, const struct vma *v, struct range_set *out)
+{
+	struct range_set objects = RANGE_SET_INIT;
 	int err;
 
 	if (!vma_dumps_content(v))
 		return 0;
-	err = pm_scan(s, v->start, v->end, &q, on_region, &c);
-	if (!err)
-		err = keep_real_swap(s, &swapped, &present);
+	err = content_of_span(s, v, v->start, v->end, out);
 	/*
 	 * No way to the object (shared anonymous or SysV memory, without
 	 * CAP_CHECKPOINT_RESTORE): every page of the mapping counts, and is
 	 * read through the process's address space (holes get allocated).
 	 */
 	if (!err && v->kind == VMA_SHMEM && !dt_simulate_missing("shmem_objects") &&
-	    !shmem_file_extents(s->pid, v, &present) && range_set_add(&present, v->start, v->end))
+	    !shmem_file_extents(s->pid, v, &objects) && range_set_add(&objects, v->start, v->end))
 		die_oom();
-	if (!err && range_set_union(out, &present))
+	if (!err && range_set_union(out, &objects))
 		die_oom();
-	range_set_free(&present);
-	range_set_free(&swapped);
+	range_set_free(&objects);
+	return err;
+}
+
+/*
+ * Gaps this small are walked with the ranges around them: a PAGEMAP_SCAN
+ * call costs about as much as walking 32 page-table entries.
+ */
+#define WALK_MERGE_GAP (32 * PAGE_SIZE)
+
+int content_from_parent(struct pm_scanner *s, const struct vma *v, const struct range_set *cover,
+			const struct range_set *changed, struct range_set *out)
+{
+	struct range_set keep = RANGE_SET_INIT, walk = RANGE_SET_INIT, span = RANGE_SET_INIT;
+	int err = 0;
+
+	if (!vma_dumps_content(v))
+		return 0;
+	if (v->kind == VMA_SHMEM)
+		return content_of_vma(s, v, out);
+	/* kept: what the parent stored and nothing changed since */
+	if (range_set_add(&span, v->start, v->end) || range_set_intersect(&walk, cover, &span) ||
+	    range_set_subtract(&keep, &walk, changed) || range_set_subtract(&walk, &span, &keep))
+		die_oom();
+	/* walked: everything else (holes of the parent's, written, zapped) */
+	for (size_t i = 0; i < walk.n && !err;) {
+		uint64_t start = walk.r[i].start, end = walk.r[i].end;
+
+		while (++i < walk.n && walk.r[i].start - end < WALK_MERGE_GAP)
+			end = walk.r[i].end;
+		err = content_of_span(s, v, start, end, out);
+	}
+	if (!err && range_set_union(out, &keep))
+		die_oom();
+	range_set_free(&keep);
+	range_set_free(&walk);
+	range_set_free(&span);
 	return err;
 }

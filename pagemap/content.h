@@ -27,7 +27,19 @@ int shmem_object_open(pid_t pid, const struct vma *v);
  */
 int pagemap_swap_devices(void);
 bool pagemap_real_swap(uint64_t e, int ndev);
-/* Add the pages with content of v to *out. */
+/* Add the pages with content of v to *out: a walk of its page tables. */
 int content_of_vma(struct pm_scanner *s, const struct vma *v, struct range_set *out);
+/*
+ * The same set, from a parent's: cover is what the parent dump holds (its
+ * content then), changed every page that may have changed since (written,
+ * zapped, dropped copies: the collection's dirty set).  Only changed pages
+ * and the parent's holes are walked, in few calls.  Exactly
+ * content_of_vma's answer as long as v is the very mapping the parent saw,
+ * registered and tracked all along: a page with content that nothing
+ * changed keeps it (zapping one reads as written).  Shared memory changes
+ * without our page tables: it is walked whole.
+ */
+int content_from_parent(struct pm_scanner *s, const struct vma *v, const struct range_set *cover,
+			const struct range_set *changed, struct range_set *out);
 
 #endif

@@ -1,26 +1,37 @@
 /* SPDX-License-Identifier: MIT */
-/* Copying the target's pages out, in large reads into one reused buffer. */
+/*
+ * Copying the target's pages out: process_vm_readv of many ranges a call
+ * into one reused buffer (one copy; the buffer goes to the sink as it is),
+ * /proc/PID/mem where that cannot read (PROT_NONE pages, holes).
+ */
 #ifndef DT_MEMREAD_H
 #define DT_MEMREAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "pagemap/rangeset.h"
 
-/*
- * Small and touched once: every new page of a fresh buffer costs a fault
- * here (~12 us), more than copying it; 256 KiB still makes large writes.
- */
-#define MEMREAD_BUF (256u << 10)
+/* One huge page (a fresh buffer costs a fault a page otherwise); a power of 2. */
+#define MEMREAD_BUF (2u << 20)
+/* Ranges a process_vm_readv call takes at most (IOV_MAX). */
+#define MEMREAD_IOV 1024
 
 typedef int (*mem_put_fn)(void *ctx, const void *data, size_t len);
 
 struct mem_reader {
 	pid_t pid;
 	int fd;			/* /proc/PID/mem: reads PROT_NONE pages too */
+	uint64_t start_time, mm_id;	/* who we opened: checked after the copy */
 	unsigned char *buf;
+	size_t buf_len;
+	struct iovec *iov;		/* one batch's remote ranges */
+	bool no_vm_readv;		/* refused: /proc/PID/mem reads everything */
+	bool used_vm_readv;
+	uint64_t vm_readv_calls;	/* for benchmarks */
 	struct range_set gone;	/* unmapped under us: left out, not stored */
 };
 
