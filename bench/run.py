@@ -49,7 +49,7 @@ CONFIGS = {
         dump_size=256, inc_sizes=[256], inc_pcts=[0, 1, 10],
         fixed_pages=655, fixed_sizes=[128, 512], chain_size=128, chain_depth=20,
         slow_size=256, slow_window=0.8, rearm_pct=10, precopy_size=256, precopy_iters=6,
-        raw_mib=64),
+        raw_mib=64, tree_mib=256, tree_procs=10),
     'full': dict(
         runs=7, collect_runs=11, collect_size=1024, collect_pcts=[0, 0.1, 1, 10],
         sweep_sizes=[128, 256, 512, 1024, 2048, 4096], sweep_pcts=[0, 1],
@@ -57,7 +57,7 @@ CONFIGS = {
         # as many pages as 1% of 1 GiB, in processes of 256 MiB to 4 GiB
         fixed_pages=2621, fixed_sizes=[256, 1024, 4096], chain_size=256, chain_depth=50,
         slow_size=256, slow_window=2.0, rearm_pct=10, precopy_size=1024, precopy_iters=10,
-        raw_mib=256),
+        raw_mib=256, tree_mib=1024, tree_procs=10),
 }
 
 TARGETS = {
@@ -72,6 +72,8 @@ TARGETS = {
     'frozen_ms_1pct': (15, 'max'),
     'tracked_idle_throughput': (0.95, 'min'),
     'rearm_fault_over_raw': (1.25, 'max'),
+    'tree_inc_over_full': (0.03, 'max'),
+    'tree_shared_stored': (0.02, 'max'),
 }
 
 
@@ -91,10 +93,12 @@ class Workload:
     """bench/workload as a child process, spoken to with signals."""
 
     def __init__(self, bench, size_mib, pattern='random', pct=1.0, interval_ms=100,
-                 threads=2, once=False, busy=False, warm=True, thp=False):
+                 threads=2, once=False, busy=False, warm=True, thp=False, procs=1):
         cmd = [bench.bench_bin('workload'), '--size-mib', str(size_mib), '--pattern', pattern,
                '--dirty-pct', str(pct), '--interval-ms', str(interval_ms),
                '--threads', str(threads)]
+        if procs > 1:
+            cmd += ['--shared', '--procs', str(procs)]
         cmd += ['--warm'] * warm + ['--once'] * once + ['--busy'] * busy + ['--thp'] * thp
         self.bench = bench
         self.buf = b''
@@ -217,8 +221,8 @@ class Bench:
         self.seq += 1
         return os.path.join(self.dumps, f'{tag}-{self.seq}')
 
-    def dump(self, pid, tag, parent=None, freeze=False):
-        args = ['dump', pid, '-D', self.new_dir(tag)]
+    def dump(self, pid, tag, parent=None, freeze=False, tree=False):
+        args = ['dump', pid, '-D', self.new_dir(tag)] + ['--tree'] * tree
         if parent:
             args += ['--parent', parent]
         if freeze:
@@ -409,6 +413,43 @@ class Bench:
             d = {k: med([x[k] for x in diffs]) for k in diffs[0]}
             d['runs'] = diffs
             self.r['diff'] = d
+
+    def tree(self):
+        """A tree of processes sharing one object (shared anonymous memory,
+        as a database's backends share its buffers), 1% of it written between
+        two dumps: the incremental dump against the full one, in time and in
+        the pages of the object it stores."""
+        c = self.cfg
+        size, n = c['tree_mib'], c['tree_procs']
+        log(f'tree: {n} processes sharing {size} MiB, 1% written')
+        runs = []
+        with Workload(self, size, pattern='random', pct=1, once=True, threads=1,
+                      procs=n) as wl:
+            self.dt('start', '--tree', wl.pid)
+            for i in range(c['runs']):
+                back_memory(self.dumps, size * MiB)
+                full = self.dump(wl.pid, 'tfull', tree=True)
+                pages, _ = wl.once()
+                back_memory(self.dumps, 2 * pages * PAGE)
+                inc = self.dump(wl.pid, 'tinc', parent=full['dir'], tree=True)
+                big = max(full['shared'], key=lambda x: x['pages_content'])
+                sh = next(x for x in inc['shared'] if x['shmid'] == big['shmid'])
+                runs.append({'full_ms': full['dump_ms'], 'inc_ms': inc['dump_ms'],
+                             'procs': len(inc['processes']), 'dirty_pages': pages,
+                             'object_pages': big['pages_content'],
+                             'inc_object_pages': sh['pages_written'],
+                             'incremental': sh['incremental'],
+                             'whole_because': sh['whole_because']})
+                self.rm(full['dir'], inc['dir'])
+            self.dt('stop', '--tree', wl.pid)
+        pt = {'size_mib': size, 'procs': n, 'runs': runs}
+        for k in ('full_ms', 'inc_ms', 'dirty_pages', 'object_pages', 'inc_object_pages'):
+            pt[k] = med([r[k] for r in runs])
+        pt['inc_over_full'] = med([r['inc_ms'] / r['full_ms'] for r in runs])
+        pt['shared_stored'] = med([r['inc_object_pages'] / r['object_pages'] for r in runs])
+        pt['incremental'] = all(r['incremental'] for r in runs)
+        pt['whole_because'] = next((r['whole_because'] for r in runs if r['whole_because']), None)
+        self.r['tree'] = pt
 
     def fixed_pages(self):
         """The same number of dirty pages in processes of growing size: an
@@ -633,6 +674,15 @@ class Bench:
             add('chain_deep_over_shallow', ch['deep_over_shallow'],
                 f'incremental dump {ch["depth"]} deep / 1 deep, {ch["size_mib"]} MiB, 1% dirty',
                 f'{ch["deep_ms"]:.1f} ms vs {ch["shallow_ms"]:.1f} ms (medians of {ch["window"]})')
+        tr = r.get('tree')
+        if tr:
+            add('tree_inc_over_full', tr['inc_over_full'],
+                f'tree of {tr["procs"]} sharing {tr["size_mib"]} MiB, 1% written: incremental / '
+                f'full dump time', f'{tr["inc_ms"]:.1f} ms vs {tr["full_ms"]:.1f} ms')
+            add('tree_shared_stored', tr['shared_stored'],
+                'same: pages of the shared object the incremental stores / the object\'s',
+                f'{tr["inc_object_pages"]:.0f} of {tr["object_pages"]:.0f} pages' +
+                ('' if tr['incremental'] else f' (stored whole: {tr["whole_because"]})'))
         inc = r.get('incremental')
         if inc:
             big = self.cfg['inc_sizes'][-1]
@@ -988,7 +1038,8 @@ def update_doc(path, text):
     os.replace(path + '.tmp', path)
 
 
-SECTIONS = ['raw', 'collection', 'dump', 'incremental', 'sizes', 'chain', 'slowdown', 'precopy']
+SECTIONS = ['raw', 'collection', 'dump', 'incremental', 'sizes', 'chain', 'tree', 'slowdown',
+            'precopy']
 
 
 def main():
@@ -1030,6 +1081,8 @@ def main():
             b.fixed_pages()
         if 'chain' in only:
             b.chain()
+        if 'tree' in only:
+            b.tree()
         if 'slowdown' in only:
             b.slowdown()
         if 'precopy' in only:

@@ -5,6 +5,7 @@
  *
  *   workload [--size-mib N] [--thp] [--dirty-pct P] [--pattern random|seq|hot]
  *            [--interval-ms M] [--threads T] [--warm] [--once] [--busy] [--seed S]
+ *            [--shared] [--procs N]
  *
  * Every interval each writer picks its share of P% of the pages (random:
  * anywhere, distinct; seq: the next P% in address order; hot: a window of
@@ -14,6 +15,11 @@
  * interval ends instead of sleeping: writes per second is then a
  * throughput.  With --once it writes one set per SIGUSR1 and nothing else,
  * so a benchmark can create an exact dirty fraction between two dumps.
+ * --shared maps the region MAP_SHARED (shared anonymous memory); --procs N
+ * then forks N-1 children once it is warm, each with 1 MiB of private
+ * memory of its own, that share it and sleep (a process tree sharing one
+ * object, as a database's backends share its buffers).  The writes are the
+ * parent's; the children end with it.
  *
  * Protocol on stdout, one line each, flushed:
  *   ready PID ADDR BYTES          when the region is mapped (and warm)
@@ -31,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,7 +52,8 @@ enum pattern { PAT_RANDOM, PAT_SEQ, PAT_HOT };
 
 static struct {
 	uint64_t size_mib;
-	bool thp, warm, once, busy;
+	bool thp, warm, once, busy, shared;
+	unsigned procs;
 	double dirty_pct;
 	enum pattern pattern;
 	unsigned interval_ms;
@@ -54,7 +62,7 @@ static struct {
 } opt = {
 	/* the demo's defaults: a few hundred MiB with a slowly moving hot set */
 	.size_mib = 256, .dirty_pct = 2, .pattern = PAT_HOT, .interval_ms = 100, .threads = 1,
-	.seed = 1,
+	.seed = 1, .procs = 1,
 };
 
 struct writer {
@@ -108,6 +116,7 @@ static void usage(int code)
 		"Usage: workload [--size-mib N] [--thp] [--dirty-pct P] [--pattern random|seq|hot]\n"
 		"                [--interval-ms M] [--threads T] [--warm] [--once] [--busy] [--seed S]\n"
 		"Defaults: --size-mib 256 --pattern hot --dirty-pct 2 --interval-ms 100 --threads 1\n"
+		"--shared: MAP_SHARED; --procs N: N-1 children share it (a tree)\n"
 		"stdout: 'ready PID ADDR BYTES'; --once: SIGUSR1 writes one set, prints\n"
 		"'wrote PAGES ns NS'; SIGUSR2 prints 'writes N ns T rounds R busy_ns B'.\n");
 	exit(code);
@@ -218,8 +227,8 @@ static void map_region(void)
 {
 	uint64_t bytes = opt.size_mib << 20;
 	size_t len = bytes + HUGE_ALIGN;
-	unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-				-1, 0);
+	unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				(opt.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0);
 	uintptr_t a;
 
 	if (p == MAP_FAILED)
@@ -326,6 +335,8 @@ static void parse(int argc, char **argv)
 		{ "once", no_argument, NULL, 'o' },
 		{ "busy", no_argument, NULL, 'b' },
 		{ "seed", required_argument, NULL, 'S' },
+		{ "shared", no_argument, NULL, 'A' },
+		{ "procs", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -382,6 +393,14 @@ static void parse(int argc, char **argv)
 			if (*end || errno)
 				usage(2);
 			break;
+		case 'A':
+			opt.shared = true;
+			break;
+		case 'N':
+			opt.procs = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || errno || !opt.procs || opt.procs > 1000)
+				usage(2);
+			break;
 		case 'h':
 			usage(0);
 			break;
@@ -395,6 +414,30 @@ static void parse(int argc, char **argv)
 		fprintf(stderr, "workload: --busy needs periodic intervals (no --once, interval > 0)\n");
 		exit(2);
 	}
+}
+
+/* A process of the tree: its own memory, the shared region, and nothing to do. */
+static void start_child(void)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid < 0)
+		die("fork");
+	if (pid > 0)
+		return;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(0);
+	{
+		size_t len = 1 << 20;
+		unsigned char *own = mmap(NULL, len, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (own != MAP_FAILED)
+			memset(own, 0x5a, len);
+	}
+	for (;;)
+		pause();	/* every signal is blocked: it sleeps until the parent goes */
 }
 
 int main(int argc, char **argv)
@@ -415,6 +458,8 @@ int main(int argc, char **argv)
 	setup_writers();
 	if (opt.warm)
 		warm_all();
+	for (unsigned i = 1; i < opt.procs; i++)
+		start_child();
 	for (unsigned i = 0; i < opt.threads; i++)
 		if (pthread_create(&writers[i].th, NULL, writer_main, &writers[i]))
 			die("pthread_create");

@@ -73,6 +73,7 @@ struct shm_obj {
 	struct shm_window *w;
 	int nw;
 	struct range_set content, dirty, present, in_parent;	/* offsets in the object */
+	struct range_set seen;		/* offsets whose content was looked at */
 	bool exact;			/* its holes are known (we can open the object) */
 	bool incremental;		/* written pages known: the rest is in the parent */
 	const char *whole_because;	/* why not */
@@ -585,13 +586,17 @@ static int find_content(struct dump_job *j)
 			o->w = xrealloc(o->w, (size_t)(o->nw + 1) * sizeof(*o->w));
 			w = &o->w[o->nw++];
 			*w = (struct shm_window){ i, v->start, v->end, v->pgoff };
+			to_offsets(w, &pj->dirty, &o->dirty);
+			/* the object's content is the object's: looked at once per offset */
+			if (range_set_covers(&o->seen, v->pgoff, v->pgoff + (v->end - v->start)))
+				continue;
+			set_add(&o->seen, v->pgoff, v->pgoff + (v->end - v->start));
 			if (content_of_vma(&pj->t.scan, v, &c)) {
 				range_set_free(&c);
 				range_set_free(&cover);
 				return -1;
 			}
 			to_offsets(w, &c, &o->content);
-			to_offsets(w, &pj->dirty, &o->dirty);
 			range_set_free(&c);
 		}
 		range_set_free(&cover);
@@ -1215,6 +1220,7 @@ static void job_free(struct dump_job *j)
 		struct shm_obj *o = &j->shm[k];
 
 		range_set_free(&o->content);
+		range_set_free(&o->seen);
 		range_set_free(&o->dirty);
 		range_set_free(&o->present);
 		range_set_free(&o->in_parent);

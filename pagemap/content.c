@@ -206,18 +206,23 @@ int content_of_vma(struct pm_scanner *s, const struct vma *v, struct range_set *
 
 	if (!vma_dumps_content(v))
 		return 0;
-	err = content_of_span(s, v, v->start, v->end, out);
 	/*
-	 * No way to the object (shared anonymous or SysV memory, without
+	 * Shared memory: the object's own extents hold every page any mapping
+	 * shows (swapped ones too), so its page tables need no walk.  No way to
+	 * the object (shared anonymous or SysV memory, without
 	 * CAP_CHECKPOINT_RESTORE): every page of the mapping counts, and is
 	 * read through the process's address space (holes get allocated).
 	 */
-	if (!err && v->kind == VMA_SHMEM && !dt_simulate_missing("shmem_objects") &&
-	    !shmem_file_extents(s->pid, v, &objects) && range_set_add(&objects, v->start, v->end))
-		die_oom();
-	if (!err && range_set_union(out, &objects))
-		die_oom();
-	range_set_free(&objects);
+	if (v->kind == VMA_SHMEM && !dt_simulate_missing("shmem_objects")) {
+		if (!shmem_file_extents(s->pid, v, &objects) &&
+		    range_set_add(&objects, v->start, v->end))
+			die_oom();
+		if (range_set_union(out, &objects))
+			die_oom();
+		range_set_free(&objects);
+		return 0;
+	}
+	err = content_of_span(s, v, v->start, v->end, out);
 	return err;
 }
 

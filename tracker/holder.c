@@ -105,24 +105,35 @@ static int new_token(char token[HOLDER_TOKEN_LEN + 1])
 }
 
 /*
- * Our user's holder of (pid, start), found by its command line in /proc:
- * "dirtytrack __holder PID START MODE TOKEN".  1 found, 0 none.
+ * The holders of our user seen in the last walk of /proc: a command that
+ * asks about many processes (a tree) walks /proc once, not once each.
  */
-static int find_token(pid_t pid, unsigned long long start, char token[HOLDER_TOKEN_LEN + 1])
+struct known_holder {
+	pid_t pid;
+	unsigned long long start;
+	char token[HOLDER_TOKEN_LEN + 1];
+};
+
+static struct known_holder *known;
+static size_t nknown;
+
+static int scan_holders(void)
 {
-	char want_pid[16], want_start[24];
 	struct dirent *de;
-	int found = 0;
+	size_t cap = 0;
 	DIR *d = opendir("/proc");
 
 	if (!d)
 		return dt_err_sys(0, "/proc");
-	snprintf(want_pid, sizeof(want_pid), "%d", pid);
-	snprintf(want_start, sizeof(want_start), "%llu", start);
-	while (!found && (de = readdir(d))) {
+	free(known);
+	known = NULL;
+	nknown = 0;
+	while ((de = readdir(d))) {
 		char path[300], *buf, *argv[7] = { 0 };
 		struct stat st;
 		size_t len, k = 0;
+		int pid;
+		unsigned long long start;
 
 		if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
 		    fstatat(dirfd(d), de->d_name, &st, 0) || st.st_uid != geteuid())
@@ -133,15 +144,43 @@ static int find_token(pid_t pid, unsigned long long start, char token[HOLDER_TOK
 			continue;
 		for (size_t i = 0; i < len && k < 7; i += strlen(buf + i) + 1)
 			argv[k++] = buf + i;
-		if (k == 6 && !strcmp(argv[1], HOLDER_COMMAND) && !strcmp(argv[2], want_pid) &&
-		    !strcmp(argv[3], want_start) && strlen(argv[5]) == HOLDER_TOKEN_LEN) {
-			memcpy(token, argv[5], HOLDER_TOKEN_LEN + 1);
-			found = 1;
+		if (k == 6 && !strcmp(argv[1], HOLDER_COMMAND) && parse_int(argv[2], &pid) &&
+		    sscanf(argv[3], "%llu", &start) == 1 && strlen(argv[5]) == HOLDER_TOKEN_LEN) {
+			if (nknown == cap)
+				known = xrealloc(known, (cap = cap ? cap * 2 : 16) * sizeof(*known));
+			known[nknown].pid = pid;
+			known[nknown].start = start;
+			memcpy(known[nknown++].token, argv[5], HOLDER_TOKEN_LEN + 1);
 		}
 		free(buf);
 	}
 	closedir(d);
-	return found;
+	return 0;
+}
+
+static int lookup_token(pid_t pid, unsigned long long start, char token[HOLDER_TOKEN_LEN + 1])
+{
+	for (size_t i = 0; i < nknown; i++)
+		if (known[i].pid == pid && known[i].start == start) {
+			memcpy(token, known[i].token, HOLDER_TOKEN_LEN + 1);
+			return 1;
+		}
+	return 0;
+}
+
+/*
+ * Our user's holder of (pid, start), found by its command line in /proc:
+ * "dirtytrack __holder PID START MODE TOKEN".  1 found, 0 none.  fresh:
+ * walk /proc again (what the last walk saw may have gone or come since).
+ */
+static int find_token(pid_t pid, unsigned long long start, char token[HOLDER_TOKEN_LEN + 1],
+		      bool fresh)
+{
+	if (!fresh && lookup_token(pid, start, token))
+		return 1;
+	if (scan_holders())
+		return -1;
+	return lookup_token(pid, start, token);
 }
 
 static void set_timeouts(int fd)
@@ -343,8 +382,11 @@ static int holder_connect(pid_t pid, unsigned long long start, int *sock, pid_t 
 	socklen_t len;
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
-	int fd, r = find_token(pid, start, token);
+	bool fresh = false;
+	int fd, r;
 
+again:
+	r = find_token(pid, start, token, fresh);
 	if (r <= 0)
 		return r;
 	len = holder_addr(pid, start, token, &sa);
@@ -355,6 +397,11 @@ static int holder_connect(pid_t pid, unsigned long long start, int *sock, pid_t 
 		int e = errno;
 
 		close(fd);
+		/* a holder remembered from an earlier walk may be gone, or replaced */
+		if ((e == ECONNREFUSED || e == ENOENT) && !fresh) {
+			fresh = true;
+			goto again;
+		}
 		if (e == ECONNREFUSED || e == ENOENT)
 			return 0;
 		errno = e;
