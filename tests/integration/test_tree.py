@@ -326,3 +326,62 @@ def test_tree_with_a_child_not_ours(ctx):
             check_eq(uffd_fds(t.pid), [], f'{args[0]}: a userfaultfd in the root')
         check(not os.path.exists(os.path.join(udir, 'd')), 'a refused dump left its directory')
         c.kill()
+
+
+def test_tree_exec_flatten_precopy(ctx):
+    """An exec'd child is stored whole; every file of a tree dump decodes
+    with crit; flatten keeps the tree; precopy --tree leaves every process
+    stopped, equal to its final dump."""
+    from test_dump import crit
+    with ctx.target() as t:
+        t.map('a', 'anon', 16)
+        m = t.map('m', 'memfd', 8)
+        t.map('sh', 'shared', 8)
+        for name, n in (('a', 16), ('m', 8), ('sh', 8)):
+            t.fill(name, 0, n, 3)
+        c = t.forkserve(ctx.tmp)
+        ctx.json('start', '--tree', t.pid)
+        d1, d2 = os.path.join(ctx.tmp, 'd1'), os.path.join(ctx.tmp, 'd2')
+        dump_tree(ctx, t.pid, d1)
+        c.exec()                              # a new program: what we tracked is gone
+        c.map('b', 'anon', 8)
+        c.fill('b', 0, 8, 9)
+        t.write('a', 2, 1, 0x44)
+        res = dump_tree(ctx, t.pid, d2, parent=d1)
+        pr = {p['pid']: p for p in res['processes']}
+        check(pr[c.pid]['full'] and pr[c.pid]['full_because'],
+              f'the exec\'d child stored whole, with a reason: {pr[c.pid]}')
+        check(not pr[t.pid]['full'], 'the root incremental')
+        (mf,) = [s for s in res['shared'] if s['shmid'] == inode_at(t.pid, m)]
+        check(not mf['incremental'] and 'write(2)' in mf['whole_because'],
+              f'a memfd is stored whole (write(2) bypasses page tables): {mf}')
+        check_live(d2, [t.pid], {k: t.regions[k] for k in ('a', 'm', 'sh')})
+        check_live(d2, [c.pid], {'b': c.regions['b']})
+        for name in sorted(os.listdir(d2)):
+            if not name.startswith('pages-') and name != 'parent':
+                crit('decode', '-i', os.path.join(d2, name))
+        base = os.path.join(ctx.tmp, 'pc')
+        pc = subprocess.run([ctx.bin, '-j', 'precopy', '--tree', str(t.pid), '-D', base,
+                             '--max-iters', '2', '--interval', '50', '--then', 'leave-stopped'],
+                            env=ctx.env, capture_output=True, text=True, timeout=120)
+        pids = [t.pid, c.pid]
+        try:
+            check_eq(pc.returncode, 0, f'precopy --tree: {pc.stderr.strip()}')
+            for pid in pids:
+                wait_stopped(pid)
+            final = os.path.join(base, 'final')
+            check_eq(sorted(p for p, _ in pstree(final)), sorted(pids), 'final dump: the tree')
+            check_live(final, [t.pid], {k: t.regions[k] for k in ('a', 'm', 'sh')})
+            check_live(final, [c.pid], {'b': c.regions['b']})
+            flat = os.path.join(ctx.tmp, 'flat')
+            ctx.json('flatten', final, '-o', flat)
+            check(not os.path.lexists(os.path.join(flat, 'parent')), 'flattened has a parent')
+            check_eq(sorted(p for p, _ in pstree(flat)), sorted(pids), 'flattened: the tree')
+            for d in (final, flat):
+                v = ctx.json('verify', d, '--pid', t.pid)
+                check_eq((v['equal'], len(v['processes'])), (True, 2), f'verify --pid {d}')
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        ctx.json('stop', '--tree', t.pid)
+        c.kill()
