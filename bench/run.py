@@ -163,7 +163,10 @@ class Bench:
             self.cfg['runs'] = a.runs
         self.dt_bin = os.path.abspath(a.bin)
         self.children = []
-        self.state = tempfile.mkdtemp(prefix='dtbench-state-')
+        # tracking state where it lives by default: /run/dirtytrack or
+        # $XDG_RUNTIME_DIR, tmpfs on a normal system (not here: this machine's
+        # /run is on its disk), so beside the dumps
+        self.state = tempfile.mkdtemp(prefix='dtbench-state-', dir=a.dump_dir)
         self.dumps = tempfile.mkdtemp(prefix='dtbench-', dir=a.dump_dir)
         self.env = dict(os.environ, DIRTYTRACK_STATE_DIR=self.state)
         self.seq = 0
