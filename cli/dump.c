@@ -37,6 +37,14 @@
 #include "tracker/tracker.h"
 #include "tracker/tree.h"
 
+/* A pagemap whose pages wait in the stage until the tree is thawed. */
+struct deferred {
+	struct dir_sink dir;
+	struct stage_sink staged;
+	const struct range_set *present, *in_parent;
+	uint64_t *written;
+};
+
 /* One process of the tree. */
 struct proc_job {
 	pid_t pid;
@@ -56,6 +64,7 @@ struct proc_job {
 	uint64_t vanished;		/* pages unmapped while a running target was read */
 	uint64_t pages_written, pages_scanned;
 	bool gone;			/* exited during the dump: left out */
+	struct mem_reader mem;		/* its pages' reader, once opened (mem.buf set) */
 	bool forks_known;		/* the holder counted every fork (process events) */
 	uint64_t forks;			/* ... as of the collection */
 };
@@ -95,8 +104,11 @@ struct dump_job {
 	struct dump_stats stats;
 	const char *note;		/* why the root is stored whole */
 	uint64_t copied, to_copy;	/* bytes, for the progress callback */
-	struct dir_sink *sink;		/* the one being written */
+	struct page_sink *out;		/* where put_pages sends the pages now */
 	uint32_t next_pages_id;
+	struct page_stage stage;	/* frozen incremental dumps: pages held until thawed */
+	struct deferred **deferred;	/* pagemaps finished once the tree runs again */
+	int ndeferred;
 };
 
 static void set_add(struct range_set *s, uint64_t start, uint64_t end)
@@ -306,6 +318,51 @@ static int open_all(struct dump_job *j)
 	}
 	if (j->note && !j->p[0]->note)
 		j->p[0]->note = j->note;
+	return 0;
+}
+
+#define STAGE_SLACK (4ULL << 20)
+#define STAGE_MAX (1ULL << 30)
+
+/*
+ * A frozen incremental dump copies its pages into memory made ready now,
+ * while the tree runs, and writes them once it runs again: the frozen time
+ * is the copy, not the file system.  Sized by a look at what was written so
+ * far (it counts, it does not consume); pages beyond it are written
+ * straight away, frozen.
+ */
+static int prepare_stage(struct dump_job *j)
+{
+	uint64_t bytes = 0, avail = 0;
+
+	if (!(j->a.freeze || j->a.leave_stopped) || !j->parent.n || j->a.no_track)
+		return 0;
+	for (int i = 0; i < j->n; i++) {
+		struct proc_job *pj = j->p[i];
+		uint64_t b;
+
+		if (pj->gone || !pj->tracked || !pj->in_parent_dump)
+			continue;
+		/* a failed look is only a smaller stage: the collection will say why */
+		if (tracker_estimate_written(&pj->t, &b) == 0)
+			bytes += b;
+		dt_err_clear();
+	}
+	bytes = bytes + bytes / 4 + STAGE_SLACK;
+	{
+		char *mi = read_file("/proc/meminfo", NULL);
+
+		if (mi && proc_status_field(mi, "MemAvailable", 10, &avail))
+			avail *= 1024;
+		free(mi);
+	}
+	if (bytes > STAGE_MAX)
+		bytes = STAGE_MAX;
+	if (avail && bytes > avail / 4)
+		bytes = avail / 4;
+	/* no room: the pages go to the files while frozen, as without a stage */
+	if (page_stage_init(&j->stage, bytes))
+		dt_err_clear();
 	return 0;
 }
 
@@ -816,7 +873,7 @@ static int put_pages(void *ctx, const void *data, size_t len)
 {
 	struct dump_job *j = ctx;
 
-	if (check_interrupted(j) || sink_put_pages(&j->sink->base, data, len))
+	if (check_interrupted(j) || sink_put_pages(j->out, data, len))
 		return -1;
 	j->copied += len;
 	if (j->a.progress)
@@ -824,17 +881,87 @@ static int put_pages(void *ctx, const void *data, size_t len)
 	return 0;
 }
 
-static int sink_finish(struct dir_sink *sink, const struct range_set *present,
+static int sink_finish(struct page_sink *sink, const struct range_set *present,
 		       const struct range_set *in_parent, uint64_t *written)
 {
-	int err = sink_put_entries(&sink->base, present, in_parent);
+	int err = sink_put_entries(sink, present, in_parent);
 
 	if (err) {
-		sink->base.ops->abort(&sink->base);
+		sink->ops->abort(sink);
 		return -1;
 	}
-	err = sink->base.ops->finish(&sink->base);
-	*written = sink->base.pages_written;
+	err = sink->ops->finish(sink);
+	*written = sink->pages_written;
+	return err;
+}
+
+/* A pagemap's sink: straight to its files, or through the stage. */
+struct pm_out {
+	struct dir_sink dir;
+	struct deferred *d;
+	struct page_sink *sink;
+};
+
+static int pm_out_open(struct dump_job *j, struct pm_out *o, const char *name)
+{
+	struct dir_sink *dir = &o->dir;
+
+	o->d = NULL;
+	if (j->stage.buf) {
+		o->d = xcalloc(1, sizeof(*o->d));
+		dir = &o->d->dir;
+	}
+	if (dir_sink_open(dir, j->dir.fd, name, j->next_pages_id++)) {
+		free(o->d);
+		return -1;
+	}
+	if (o->d) {
+		stage_sink_init(&o->d->staged, &o->d->dir.base, &j->stage);
+		o->sink = &o->d->staged.base;
+	} else {
+		o->sink = &dir->base;
+	}
+	j->out = o->sink;
+	return 0;
+}
+
+static void pm_out_abort(struct pm_out *o)
+{
+	o->sink->ops->abort(o->sink);
+	free(o->d);
+}
+
+/* Entries and the end of the files now, or once thawed (staged). */
+static int pm_out_finish(struct dump_job *j, struct pm_out *o, const struct range_set *present,
+			 const struct range_set *in_parent, uint64_t *written)
+{
+	if (!o->d)
+		return sink_finish(o->sink, present, in_parent, written);
+	o->d->present = present;
+	o->d->in_parent = in_parent;
+	o->d->written = written;
+	j->deferred = xrealloc(j->deferred, (size_t)(j->ndeferred + 1) * sizeof(*j->deferred));
+	j->deferred[j->ndeferred++] = o->d;
+	return 0;
+}
+
+/* The tree runs again: what the stage holds goes to the files. */
+static int finish_deferred(struct dump_job *j)
+{
+	int err = 0;
+
+	for (int i = 0; i < j->ndeferred; i++) {
+		struct deferred *d = j->deferred[i];
+
+		if (err)
+			d->staged.base.ops->abort(&d->staged.base);
+		else
+			err = sink_finish(&d->staged.base, d->present, d->in_parent, d->written);
+		free(d);
+	}
+	free(j->deferred);
+	j->deferred = NULL;
+	j->ndeferred = 0;
 	return err;
 }
 
@@ -849,34 +976,44 @@ static void drop_gone(struct range_set *present, const struct range_set *gone, u
 	*present = kept;
 }
 
+/* The reader of process i: opened once (its buffer is backed only once). */
+static struct mem_reader *reader_of(struct dump_job *j, int i)
+{
+	struct proc_job *pj = j->p[i];
+
+	if (!pj->mem.buf && mem_reader_open(&pj->mem, pj->pid))
+		return NULL;
+	return &pj->mem;
+}
+
 static int write_private(struct dump_job *j, struct proc_job *pj)
 {
-	struct dir_sink sink;
-	struct mem_reader mem;
+	struct pm_out out;
+	struct mem_reader *mem;
 	char name[64];
 	int err;
 
 	snprintf(name, sizeof(name), "pagemap-%d.img", pj->pid);
-	if (dir_sink_open(&sink, j->dir.fd, name, j->next_pages_id++))
+	if (pm_out_open(j, &out, name))
 		return -1;
-	if (mem_reader_open(&mem, pj->pid)) {
-		sink.base.ops->abort(&sink.base);
+	mem = reader_of(j, pj->index);
+	if (!mem) {
+		pm_out_abort(&out);
 		return -1;
 	}
-	j->sink = &sink;
 	/* the pages first: what vanished meanwhile gets no entry */
-	err = mem_copy(&mem, &pj->present, put_pages, j);
-	if (!err && mem.gone.n) {
+	err = mem_copy(mem, &pj->present, put_pages, j);
+	if (!err && mem->gone.n) {
 		if (pj->is_frozen)
 			err = dt_err(DT_EXIT_ERROR, "process %d unmapped memory while frozen", pj->pid);
-		drop_gone(&pj->present, &mem.gone, &pj->vanished);
+		drop_gone(&pj->present, &mem->gone, &pj->vanished);
+		range_set_clear(&mem->gone);
 	}
-	mem_reader_close(&mem);
 	if (err) {
-		sink.base.ops->abort(&sink.base);
+		pm_out_abort(&out);
 		return -1;
 	}
-	return sink_finish(&sink, &pj->present, &pj->in_parent, &pj->pages_written);
+	return pm_out_finish(j, &out, &pj->present, &pj->in_parent, &pj->pages_written);
 }
 
 /* The window of o that shows offset off (and up to where), or NULL. */
@@ -915,20 +1052,20 @@ static uint64_t offset_after(const struct shm_window *w, const struct range_set 
  * window from where it stopped; pages no window shows any more are left
  * out (counted as vanished).
  */
-static int write_shmem(struct dump_job *j, struct shm_obj *o, struct mem_reader *rd)
+static int write_shmem(struct dump_job *j, struct shm_obj *o)
 {
 	struct range_set batch = RANGE_SET_INIT, gone = RANGE_SET_INIT;
-	struct dir_sink sink;
+	struct pm_out out;
 	char name[64];
 	uint64_t from = 0;
 	int err = 0;
 
 	snprintf(name, sizeof(name), "pagemap-shmem-%llu.img", (unsigned long long)o->shmid);
-	if (dir_sink_open(&sink, j->dir.fd, name, j->next_pages_id++))
+	if (pm_out_open(j, &out, name))
 		return -1;
-	j->sink = &sink;
 	while (!err && from != UINT64_MAX) {
 		const struct shm_window *bw = NULL;
+		struct mem_reader *rd;
 		uint64_t next = UINT64_MAX, before;
 
 		/* plan one batch from `from` on: the runs of one window, in order */
@@ -961,7 +1098,8 @@ static int write_shmem(struct dump_job *j, struct shm_obj *o, struct mem_reader 
 		}
 		if (!bw)
 			break;
-		if (!rd[bw->proc].buf && mem_reader_open(&rd[bw->proc], j->p[bw->proc]->pid)) {
+		rd = reader_of(j, bw->proc);
+		if (!rd) {
 			if (dt_err_kind() != DT_EXIT_GONE || bw->proc == 0) {
 				err = -1;
 				break;
@@ -971,9 +1109,9 @@ static int write_shmem(struct dump_job *j, struct shm_obj *o, struct mem_reader 
 			continue;
 		}
 		before = j->copied;
-		err = mem_copy(&rd[bw->proc], &batch, put_pages, j);
-		to_offsets(bw, &rd[bw->proc].gone, &gone);
-		range_set_clear(&rd[bw->proc].gone);
+		err = mem_copy(rd, &batch, put_pages, j);
+		to_offsets(bw, &rd->gone, &gone);
+		range_set_clear(&rd->gone);
 		if (err && dt_err_kind() == DT_EXIT_GONE && bw->proc != 0) {
 			/* the process left the tree: another window may show the rest */
 			dt_err_clear();
@@ -991,10 +1129,10 @@ static int write_shmem(struct dump_job *j, struct shm_obj *o, struct mem_reader 
 		drop_gone(&o->present, &gone, &o->vanished);
 	range_set_free(&gone);
 	if (err) {
-		sink.base.ops->abort(&sink.base);
+		pm_out_abort(&out);
 		return -1;
 	}
-	return sink_finish(&sink, &o->present, &o->in_parent, &o->pages_written);
+	return pm_out_finish(j, &out, &o->present, &o->in_parent, &o->pages_written);
 }
 
 static int write_pages(struct dump_job *j)
@@ -1017,20 +1155,9 @@ static int write_pages(struct dump_job *j)
 			return -1;
 		}
 	}
-	{
-		/* one reader a process for all objects: each holds a large buffer */
-		struct mem_reader *rd = xcalloc((size_t)j->n, sizeof(*rd));
-		int err = 0;
-
-		for (int k = 0; k < j->nshm && !err; k++)
-			err = write_shmem(j, &j->shm[k], rd);
-		for (int i = 0; i < j->n; i++)
-			if (rd[i].buf)
-				mem_reader_close(&rd[i]);
-		free(rd);
-		if (err)
+	for (int k = 0; k < j->nshm; k++)
+		if (write_shmem(j, &j->shm[k]))
 			return -1;
-	}
 	j->stats.memdump_us = (now_ns() - t0) / 1000;
 	return 0;
 }
@@ -1209,6 +1336,8 @@ static void job_free(struct dump_job *j)
 		range_set_free(&pj->present);
 		range_set_free(&pj->in_parent);
 		tracker_close(&pj->t);
+		if (pj->mem.buf)
+			mem_reader_close(&pj->mem);
 		for (int k = 0; k < pj->nregs; k++) {
 			free(pj->regs[k].pending.sig);
 			backtrace_free(&pj->regs[k].bt);
@@ -1227,6 +1356,14 @@ static void job_free(struct dump_job *j)
 		free(o->w);
 	}
 	free(j->shm);
+	for (int i = 0; i < j->ndeferred; i++) {
+		j->deferred[i]->staged.base.ops->abort(&j->deferred[i]->staged.base);
+		free(j->deferred[i]);
+	}
+	free(j->deferred);
+	j->deferred = NULL;
+	j->ndeferred = 0;
+	page_stage_free(&j->stage);
 	for (int i = 0; i < j->n; i++)
 		free(j->p[i]);
 	chain_close(&j->parent);
@@ -1257,6 +1394,12 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 	    dump_dir_begin(&j.dir, j.a.dir, j.a.make_parent_dir) || check_space(&j) ||
 	    (j.a.parent && open_parent(&j)) || open_all(&j))
 		goto fail;
+	if (prepare_stage(&j))
+		goto fail;
+	/* frozen: the readers' buffers are backed now, while the tree runs */
+	for (int i = 0; (j.a.freeze || j.a.leave_stopped) && i < j.n; i++)
+		if (!j.p[i]->gone && !reader_of(&j, i) && !left_the_tree(j.p[i], i))
+			goto fail;
 	if (j.a.freeze || j.a.leave_stopped) {
 		frozen_at = now_ns();
 		if (freeze(&j))
@@ -1268,6 +1411,14 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 	if (write_pages(&j) || (j.is_frozen && stop_and_peek(&j)))
 		goto fail;
 	thaw(&j, frozen_at);
+	{
+		uint64_t t1 = now_ns();
+
+		if (finish_deferred(&j))
+			goto fail;
+		j.stats.memwrite_us = (now_ns() - t1) / 1000;
+	}
+	page_stage_free(&j.stage);
 	fill_identity(&j);
 	if (write_meta(&j))
 		goto fail;

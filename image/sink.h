@@ -7,6 +7,7 @@
 #ifndef DT_SINK_H
 #define DT_SINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -35,6 +36,35 @@ struct dir_sink {
 };
 
 int dir_sink_open(struct dir_sink *s, int dirfd, const char *pagemap, uint32_t pages_id);
+
+/*
+ * Bytes held in memory for a while: a frozen dump copies the pages into a
+ * buffer made ready before the freeze and writes them once the target
+ * runs again, so that the file system's cost is not downtime.
+ */
+struct page_stage {
+	unsigned char *buf;
+	size_t cap, used;
+};
+
+/* A buffer of cap bytes, every page already backed (huge pages if we can). */
+int page_stage_init(struct page_stage *st, size_t cap);
+void page_stage_free(struct page_stage *st);
+
+/*
+ * A sink in front of inner: pages go into st while it has room, then
+ * (what it held first) straight to inner; finish writes what it held,
+ * then finishes inner.  It owns inner from here on.
+ */
+struct stage_sink {
+	struct page_sink base;
+	struct page_sink *inner;
+	struct page_stage *st;
+	size_t off, len;	/* this sink's bytes in st */
+	bool direct;		/* st ran out: writing to inner */
+};
+
+void stage_sink_init(struct stage_sink *s, struct page_sink *inner, struct page_stage *st);
 
 /* Write the entries of a dump: present and parent are disjoint sets. */
 int sink_put_entries(struct page_sink *s, const struct range_set *present,

@@ -178,9 +178,9 @@ static bool shmem_file_extents(pid_t pid, const struct vma *v, struct range_set 
 	return true;
 }
 
-/* Add the pages with content of [start, end) of v (inside it) to *out. */
-static int content_of_span(struct pm_scanner *s, const struct vma *v, uint64_t start,
-			   uint64_t end, struct range_set *out)
+/* The pages with content of the spans [start, end) of v (inside it), into *out. */
+static int content_of_spans(struct pm_scanner *s, const struct vma *v, const struct range *spans,
+			    size_t n, struct range_set *out)
 {
 	struct range_set present = RANGE_SET_INIT, swapped = RANGE_SET_INIT;
 	struct collect c = { v, &present, &swapped };
@@ -188,8 +188,11 @@ static int content_of_span(struct pm_scanner *s, const struct vma *v, uint64_t s
 		.anyof = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		.ret = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE,
 	};
-	int err = pm_scan(s, start, end, &q, on_region, &c);
+	int err = 0;
 
+	/* in address order: each region found is appended, and joined once at the end */
+	for (size_t i = 0; i < n && !err; i++)
+		err = pm_scan(s, spans[i].start, spans[i].end, &q, on_region, &c);
 	if (!err)
 		err = keep_real_swap(s, &swapped, &present);
 	if (!err && range_set_union(out, &present))
@@ -197,6 +200,14 @@ static int content_of_span(struct pm_scanner *s, const struct vma *v, uint64_t s
 	range_set_free(&present);
 	range_set_free(&swapped);
 	return err;
+}
+
+static int content_of_span(struct pm_scanner *s, const struct vma *v, uint64_t start,
+			   uint64_t end, struct range_set *out)
+{
+	struct range one = { start, end };
+
+	return content_of_spans(s, v, &one, 1, out);
 }
 
 int content_of_vma(struct pm_scanner *s, const struct vma *v, struct range_set *out)
@@ -247,12 +258,19 @@ int content_from_parent(struct pm_scanner *s, const struct vma *v, const struct 
 	    range_set_subtract(&keep, &walk, changed) || range_set_subtract(&walk, &span, &keep))
 		die_oom();
 	/* walked: everything else (holes of the parent's, written, zapped) */
-	for (size_t i = 0; i < walk.n && !err;) {
-		uint64_t start = walk.r[i].start, end = walk.r[i].end;
+	{
+		struct range *spans = xmalloc((walk.n ? walk.n : 1) * sizeof(*spans));
+		size_t n = 0;
 
-		while (++i < walk.n && walk.r[i].start - end < WALK_MERGE_GAP)
-			end = walk.r[i].end;
-		err = content_of_span(s, v, start, end, out);
+		for (size_t i = 0; i < walk.n;) {
+			uint64_t start = walk.r[i].start, end = walk.r[i].end;
+
+			while (++i < walk.n && walk.r[i].start - end < WALK_MERGE_GAP)
+				end = walk.r[i].end;
+			spans[n++] = (struct range){ start, end };
+		}
+		err = content_of_spans(s, v, spans, n, out);
+		free(spans);
 	}
 	if (!err && range_set_union(out, &keep))
 		die_oom();

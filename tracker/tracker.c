@@ -286,6 +286,16 @@ static int dropped_copies(struct tracker *t, bool consume, struct range_set *dir
 	return err;
 }
 
+int tracker_estimate_written(struct tracker *t, uint64_t *bytes)
+{
+	struct range_set d = RANGE_SET_INIT;
+	int err = dirty_collect(&t->reader, &t->sess.ours, false, &d);
+
+	*bytes = err ? 0 : range_set_bytes(&d);
+	range_set_free(&d);
+	return err;
+}
+
 int tracker_collect(struct tracker *t, bool consume, struct range_set *dirty)
 {
 	bool relocked = consume && t->lock_fd < 0;

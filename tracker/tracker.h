@@ -76,6 +76,11 @@ int tracker_open(pid_t pid, enum dirty_backend b, struct tracker *t);
  */
 int tracker_collect(struct tracker *t, bool consume, struct range_set *dirty);
 /*
+ * About how much was written since the last collection, in the mappings
+ * registered then (new ones not counted), cheaply and changing nothing.
+ */
+int tracker_estimate_written(struct tracker *t, uint64_t *bytes);
+/*
  * With t->hold_journal set, a consuming collection stays recorded as
  * pending (its pages are in no dump yet) until this records the dump that
  * holds them, once that dump is durable.
