@@ -73,6 +73,7 @@ TARGETS = {
     'tracked_idle_throughput': (0.95, 'min'),
     'rearm_fault_over_raw': (1.25, 'max'),
     'tree_inc_over_full': (0.03, 'max'),
+    'threads_frozen_ms_64': (50, 'max'),
     'tree_shared_stored': (0.02, 'max'),
 }
 
@@ -454,6 +455,29 @@ class Bench:
         pt['whole_because'] = next((r['whole_because'] for r in runs if r['whole_because']), None)
         self.r['tree'] = pt
 
+    def threads(self):
+        """Frozen time of `dirtytrack threads` on 64 threads parked in
+        nanosleep (dt-target's park), and how much of a frozen dump's frozen
+        time their backtraces take (bench/threads_bench.py prints more)."""
+        target = os.path.join(os.path.dirname(self.dt_bin), 'dt-target')
+        if not os.path.exists(target):
+            self.r['threads'] = {'skipped': f'{target} not built'}
+            return
+        sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
+        from target import Target
+        log('threads: 64 threads parked, dirtytrack threads')
+        frozen, unwind, frames = [], [], 0
+        with Target(target) as t:
+            t.cmd('park nanosleep 64')
+            for _ in range(self.cfg['runs'] * 2):
+                d, _ = self.dt_json('threads', '--depth', 64, t.pid)
+                frozen.append(d['frozen_ms'])
+                unwind.append(sum(x['unwind_ms'] for x in d['threads']))
+                frames = sum(len(x['frames']) for x in d['threads'])
+            nthreads = len(d['threads'])
+        self.r['threads'] = {'threads': nthreads, 'frames': frames, 'frozen_ms': med(frozen),
+                             'unwind_ms': med(unwind), 'runs': len(frozen)}
+
     def fixed_pages(self):
         """The same number of dirty pages in processes of growing size: an
         incremental dump's time must follow the pages, not the size."""
@@ -677,6 +701,11 @@ class Bench:
             add('chain_deep_over_shallow', ch['deep_over_shallow'],
                 f'incremental dump {ch["depth"]} deep / 1 deep, {ch["size_mib"]} MiB, 1% dirty',
                 f'{ch["deep_ms"]:.1f} ms vs {ch["shallow_ms"]:.1f} ms (medians of {ch["window"]})')
+        th = r.get('threads')
+        if th and 'frozen_ms' in th:
+            add('threads_frozen_ms_64', th['frozen_ms'],
+                f'`threads` frozen time, {th["threads"]} threads, {th["frames"]} frames (ms)',
+                f'of which unwinding {th["unwind_ms"]:.2f} ms')
         tr = r.get('tree')
         if tr:
             add('tree_inc_over_full', tr['inc_over_full'],
@@ -1041,8 +1070,8 @@ def update_doc(path, text):
     os.replace(path + '.tmp', path)
 
 
-SECTIONS = ['raw', 'collection', 'dump', 'incremental', 'sizes', 'chain', 'tree', 'slowdown',
-            'precopy']
+SECTIONS = ['raw', 'collection', 'dump', 'incremental', 'sizes', 'chain', 'tree', 'threads',
+            'slowdown', 'precopy']
 
 
 def main():
@@ -1086,6 +1115,8 @@ def main():
             b.chain()
         if 'tree' in only:
             b.tree()
+        if 'threads' in only:
+            b.threads()
         if 'slowdown' in only:
             b.slowdown()
         if 'precopy' in only:
