@@ -65,6 +65,7 @@ struct proc_job {
 	uint64_t pages_written, pages_scanned;
 	bool gone;			/* exited during the dump: left out */
 	struct mem_reader mem;		/* its pages' reader, once opened (mem.buf set) */
+	uint32_t pages_id;		/* of its pagemap, once written (0: none) */
 	bool forks_known;		/* the holder counted every fork (process events) */
 	uint64_t forks;			/* ... as of the collection */
 };
@@ -994,6 +995,7 @@ static int write_private(struct dump_job *j, struct proc_job *pj)
 	int err;
 
 	snprintf(name, sizeof(name), "pagemap-%d.img", pj->pid);
+	pj->pages_id = j->next_pages_id;
 	if (pm_out_open(j, &out, name))
 		return -1;
 	mem = reader_of(j, pj->index);
@@ -1159,6 +1161,24 @@ static int write_pages(struct dump_job *j)
 		if (write_shmem(j, &j->shm[k]))
 			return -1;
 	j->stats.memdump_us = (now_ns() - t0) / 1000;
+	return 0;
+}
+
+/* A process that left the tree after its pagemap was written: no files of it. */
+static int drop_gone_files(struct dump_job *j)
+{
+	for (int i = 0; i < j->n; i++) {
+		char name[64];
+
+		if (!j->p[i]->gone || !j->p[i]->pages_id)
+			continue;
+		snprintf(name, sizeof(name), "pagemap-%d.img", j->p[i]->pid);
+		if (unlinkat(j->dir.fd, name, 0) && errno != ENOENT)
+			return dt_err_sys(0, "removing %s", name);
+		snprintf(name, sizeof(name), "pages-%u.img", j->p[i]->pages_id);
+		if (unlinkat(j->dir.fd, name, 0) && errno != ENOENT)
+			return dt_err_sys(0, "removing %s", name);
+	}
 	return 0;
 }
 
@@ -1419,6 +1439,8 @@ int dump_run(const struct dump_request *rq, struct dump_report *rep)
 		j.stats.memwrite_us = (now_ns() - t1) / 1000;
 	}
 	page_stage_free(&j.stage);
+	if (drop_gone_files(&j))
+		goto fail;
 	fill_identity(&j);
 	if (write_meta(&j))
 		goto fail;

@@ -289,6 +289,9 @@ def test_tree_child_killed_during_frozen_dump(ctx):
             if p.returncode == 0:
                 pids = [pid for pid, _ in pstree(d)]
                 outcomes.add('with' if c.pid in pids else 'without')
+                if c.pid not in pids:
+                    check(not os.path.exists(os.path.join(d, f'pagemap-{c.pid}.img')),
+                          'the pagemap of a process the dump left out is still there')
                 check_live(d, [t.pid], {'a': t.regions['a']})
             else:
                 outcomes.add('refused')
