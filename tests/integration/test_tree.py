@@ -388,3 +388,49 @@ def test_tree_exec_flatten_precopy(ctx):
                 os.kill(pid, signal.SIGCONT)
         ctx.json('stop', '--tree', t.pid)
         c.kill()
+
+
+def test_tree_dump_killed_anytime(ctx):
+    """A tree dump killed at any moment hurts no process of the tree: each
+    lives on untraced, and the next dump of the tree is exact."""
+    import random
+    rnd = random.Random(int(os.environ.get('DT_SEED', '13')))
+    with ctx.target() as t:
+        t.map('a', 'anon', 512)
+        t.map('sh', 'shared', 64)
+        t.fill('a', 0, 512, 1)
+        t.fill('sh', 0, 64, 2)
+        kids = [t.forkserve(ctx.tmp) for _ in range(2)]
+        pids = [t.pid] + [k.pid for k in kids]
+        regions = {k: t.regions[k] for k in ('a', 'sh')}
+        parent = None
+        for i in range(12):
+            d = os.path.join(ctx.tmp, f'k{i}')
+            opts = rnd.choice([[], ['--freeze']])
+            args = [ctx.bin, '-j', 'dump', str(t.pid), '-D', d, '--tree', '--full-if-needed',
+                    *opts] + (['--parent', parent] if parent else [])
+            p = subprocess.Popen(args, env=ctx.env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            time.sleep(rnd.uniform(0, 0.03))
+            p.kill()
+            p.communicate()
+            if p.returncode == 0:
+                parent = d                   # it finished first: a parent for the next
+            for pid in pids:
+                deadline = time.monotonic() + 5
+                while True:
+                    with open(f'/proc/{pid}/status') as f:
+                        st = dict(ln.split(':', 1) for ln in f)
+                    if int(st['TracerPid']) == 0:
+                        break
+                    check(time.monotonic() < deadline, f'process {pid} still traced')
+                    time.sleep(0.01)
+                check(st['State'].split()[0] in 'SR', f'process {pid}: state {st["State"]}')
+            t.write('a', i, 1, 0x30 + i)     # each process runs on
+            kids[i % 2].write('a', 100 + i, 1, 0x50 + i)
+        final = os.path.join(ctx.tmp, 'final')
+        dump_tree(ctx, t.pid, final, '--full-if-needed', parent=parent)
+        check_live(final, pids, regions)
+        ctx.json('stop', '--tree', t.pid)
+        for k in kids:
+            k.kill()
