@@ -11,6 +11,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "lib/util.h"
+#include "tracker/threads.h"
 #include "tracker/tracker.h"
 #include "tracker/tree.h"
 
@@ -33,65 +34,6 @@ static void print_header(bool verbose)
 		for (size_t k = 0; k < ARRAY_SIZE(shown_kinds); k++)
 			printf(" %11s", vma_kind_name(shown_kinds[k]));
 	printf("\n");
-}
-
-/*
- * --threads: each thread's CPU time (user + system, /proc/PID/task/TID/stat)
- * in the interval, beside the pages written in it.  It says which threads
- * ran, not which wrote.
- */
-struct thread_cpu {
-	pid_t tid;
-	char comm[32];
-	unsigned long long ticks, prev;
-	bool seen_before;
-};
-
-struct thread_cpus {
-	struct thread_cpu *t;
-	int n;
-};
-
-static const struct thread_cpu *cpu_prev(const struct thread_cpus *c, pid_t tid)
-{
-	for (int i = 0; i < c->n; i++)
-		if (c->t[i].tid == tid)
-			return &c->t[i];
-	return NULL;
-}
-
-/* A new reading; threads that exited meanwhile drop out. */
-static void cpu_sample(pid_t pid, struct thread_cpus *c)
-{
-	struct thread_cpus now = { 0 };
-	pid_t *tids;
-	int n = proc_tasks(pid, &tids);
-
-	if (n < 0) {
-		dt_err_clear();
-		n = 0;
-		tids = NULL;
-	}
-	now.t = xcalloc((size_t)n + 1, sizeof(*now.t));
-	for (int i = 0; i < n; i++) {
-		const struct thread_cpu *old = cpu_prev(c, tids[i]);
-		struct thread_cpu *t = &now.t[now.n];
-		struct proc_stat st;
-
-		if (proc_task_stat_read(pid, tids[i], &st)) {
-			dt_err_clear();
-			continue;
-		}
-		t->tid = tids[i];
-		snprintf(t->comm, sizeof(t->comm), "%s", st.comm);
-		t->ticks = st.utime + st.stime;
-		t->seen_before = old != NULL;
-		t->prev = old ? old->ticks : 0;
-		now.n++;
-	}
-	free(tids);
-	free(c->t);
-	*c = now;
 }
 
 static void print_cpus(const struct thread_cpus *c, double interval_s)
@@ -236,7 +178,7 @@ static int watch_add(struct watched *w, pid_t pid, const struct args *a, bool qu
 	if (tracker_lease(&w->t) || tracker_collect(&w->t, true, &w->dirty))
 		return -1;
 	if (a->threads)
-		cpu_sample(pid, &w->cpus);
+		thread_cpus_sample(pid, &w->cpus);
 	return 0;
 }
 
@@ -249,7 +191,7 @@ static void watch_close(struct watched *w, bool *failed)
 		*failed = true;
 	tracker_close(&w->t);
 	range_set_free(&w->dirty);
-	free(w->cpus.t);
+	thread_cpus_free(&w->cpus);
 	w->open = false;
 }
 
@@ -359,7 +301,7 @@ static int watch_collect(struct watched **w, int n, const struct args *a)
 			continue;
 		}
 		if (a->threads)
-			cpu_sample(w[i]->pid, &w[i]->cpus);
+			thread_cpus_sample(w[i]->pid, &w[i]->cpus);
 	}
 	return 0;
 }

@@ -134,3 +134,52 @@ void threads_snapshot_free(struct threads_snapshot *s)
 	s->t = NULL;
 	s->n = 0;
 }
+
+static const struct thread_cpu *cpu_prev(const struct thread_cpus *c, pid_t tid)
+{
+	for (int i = 0; i < c->n; i++)
+		if (c->t[i].tid == tid)
+			return &c->t[i];
+	return NULL;
+}
+
+void thread_cpus_sample(pid_t pid, struct thread_cpus *c)
+{
+	struct thread_cpus now = { 0 };
+	pid_t *tids;
+	int n = proc_tasks(pid, &tids);
+
+	if (n < 0) {
+		dt_err_clear();
+		n = 0;
+		tids = NULL;
+	}
+	now.t = xcalloc((size_t)n + 1, sizeof(*now.t));
+	for (int i = 0; i < n; i++) {
+		const struct thread_cpu *old = cpu_prev(c, tids[i]);
+		struct thread_cpu *t = &now.t[now.n];
+		struct proc_stat st;
+
+		if (proc_task_stat_read(pid, tids[i], &st)) {
+			dt_err_clear();
+			continue;
+		}
+		t->tid = tids[i];
+		snprintf(t->comm, sizeof(t->comm), "%s", st.comm);
+		t->ticks = st.utime + st.stime;
+		t->seen_before = old != NULL;
+		t->prev = old ? old->ticks : 0;
+		now.n++;
+	}
+	free(tids);
+	free(c->t);
+	*c = now;
+}
+
+
+void thread_cpus_free(struct thread_cpus *c)
+{
+	free(c->t);
+	c->t = NULL;
+	c->n = 0;
+}

@@ -42,4 +42,25 @@ struct threads_snapshot {
 int threads_snapshot(pid_t pid, int depth, struct threads_snapshot *s);
 void threads_snapshot_free(struct threads_snapshot *s);
 
+/*
+ * Each thread's CPU time (user + system, /proc/PID/task/TID/stat), read
+ * again and again without stopping anything: which threads ran between two
+ * readings (watch --threads).  It says which threads ran, not which wrote.
+ */
+struct thread_cpu {
+	pid_t tid;
+	char comm[32];
+	unsigned long long ticks, prev;
+	bool seen_before;		/* prev is a reading of ours */
+};
+
+struct thread_cpus {
+	struct thread_cpu *t;
+	int n;
+};
+
+/* A new reading into c; threads that exited meanwhile drop out. */
+void thread_cpus_sample(pid_t pid, struct thread_cpus *c);
+void thread_cpus_free(struct thread_cpus *c);
+
 #endif
