@@ -104,6 +104,59 @@ def test_services_nginx_root_under_load(ctx):
         check_single_chain(ctx, ng.pid, ds, results)
 
 
+def stop_all(pids):
+    for p in pids:
+        os.kill(p, signal.SIGSTOP)
+    for p in pids:
+        wait_for(lambda: proc_state(p) == 'T', 10, f'{p} stopped')
+
+
+def dump_each_stopped(ctx, pids):
+    """Every process of a stopped tree, dumped alone (a one-off full dump),
+    equals the live process byte for byte: the reader against real service
+    memory (shared_buffers, SysV and /dev/shm segments, libraries).  Returns
+    {pid: pages compared}."""
+    stop_all(pids)
+    try:
+        compared = {}
+        for p in pids:
+            d = os.path.join(ctx.tmp, f'alone-{p}')
+            ctx.ok('dump', p, '-D', d, '--no-track')
+            compared.update(compare_live(d))
+            check_eq(proc_state(p), 'T', f'{p} after its dump')
+        return compared
+    finally:
+        for p in pids:
+            os.kill(p, signal.SIGCONT)
+
+
+def test_services_pg_stopped_processes_equal_their_dumps(ctx):
+    with PgCluster(ctx.tmp) as pg:
+        pg.pgbench_init()
+        bench = pg.pgbench(clients=PG_CLIENTS, seconds=4, rate=300)
+        wait_backends(pg, PG_CLIENTS)
+        pids = pg.pids()
+        compared = dump_each_stopped(ctx, pids)
+        check_eq(set(compared), set(pids), 'processes compared')
+        # each maps shared_buffers (32 MiB), filled by pgbench -i
+        for p, n in compared.items():
+            check(n * PAGE >= 8 << 20, f'{p}: only {n} pages compared')
+        done = bench.result(30)
+        check_eq(pg.consistency()[1], done, 'pgbench_history rows vs transactions')
+
+
+def test_services_nginx_stopped_processes_equal_their_dumps(ctx):
+    with Nginx(ctx.tmp) as ng:
+        load = ng.load(threads=4, seconds=30)
+        wait_for(lambda: load.ok >= 100, 10, '100 requests served')
+        pids = ng.pids()
+        check_eq(set(dump_each_stopped(ctx, pids)), set(pids), 'processes compared')
+        served = load.ok
+        wait_for(lambda: load.ok >= served + 100, 30, '100 requests served after the resume')
+        load.stop.set()
+        load.result(60)
+
+
 # -- whole trees -------------------------------------------------------------
 
 def tree_dump(ctx, pid, d, parent=None, *opts):
