@@ -93,10 +93,21 @@ int proc_task_syscall_read(pid_t pid, pid_t tid, struct task_syscall *sc)
 	memset(sc, 0, sizeof(*sc));
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tid);
 	buf = read_file(path, NULL);
-	if (!buf)
-		return errno == ENOENT || errno == ESRCH
-			? dt_err(DT_EXIT_GONE, "thread %d of process %d: no such thread", tid, pid)
-			: dt_err_sys(0, "%s", path);
+	if (!buf) {
+		int e = errno;
+		struct proc_stat st;
+
+		/* an exiting process (or thread) refuses us too: that is gone, not denied */
+		if (e == ENOENT || e == ESRCH ||
+		    ((e == EACCES || e == EPERM) &&
+		     (proc_exiting(pid) || proc_task_stat_read(pid, tid, &st) || st.state == 'Z' ||
+		      st.state == 'X' || (!st.start_code && !st.start_stack)))) {
+			dt_err_clear();
+			return dt_err(DT_EXIT_GONE, "thread %d of process %d: no such thread", tid, pid);
+		}
+		errno = e;
+		return dt_err_sys(0, "%s", path);
+	}
 	if (!strncmp(buf, "running", 7)) {
 		sc->running = true;
 		free(buf);
