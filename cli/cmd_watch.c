@@ -71,23 +71,39 @@ static void print_cpus(const struct thread_cpus *c, double interval_s)
 		printf("\n");
 }
 
+/*
+ * What every interval says first: a JSON object (left open) or the table's
+ * columns (the line left open).
+ */
+static void interval_begin(int iter, double elapsed_s, double interval_s, uint64_t pages,
+			   uint64_t collect_ns)
+{
+	double mib = (double)pages * PAGE_SIZE / (1024.0 * 1024.0);
+
+	if (!json_output) {
+		printf("%8.2f %10llu %10.2f %10.2f %9.2f", elapsed_s, (unsigned long long)pages, mib,
+		       interval_s > 0 ? mib / interval_s : 0, collect_ns / 1e6);
+		return;
+	}
+	json_object_begin(&jw, NULL);
+	json_i64(&jw, "iteration", iter);
+	json_double(&jw, "elapsed_s", elapsed_s);
+	json_double(&jw, "interval_s", interval_s);
+	json_u64(&jw, "pages", pages);
+	json_u64(&jw, "bytes", pages * PAGE_SIZE);
+	json_double(&jw, "mib_per_s", interval_s > 0 ? mib / interval_s : 0);
+	json_double(&jw, "collect_ms", collect_ns / 1e6);
+}
+
 static void print_interval(const struct tracker *t, const struct range_set *dirty, int iter,
 			   double elapsed_s, double interval_s, const struct args *a,
 			   const struct thread_cpus *cpus)
 {
 	uint64_t pages = range_set_pages(dirty), by_kind[VMA_KIND_COUNT];
-	double mib = (double)range_set_bytes(dirty) / (1024.0 * 1024.0);
 
 	tracker_dirty_by_kind(t, dirty, by_kind);
+	interval_begin(iter, elapsed_s, interval_s, pages, t->collect_ns);
 	if (json_output) {
-		json_object_begin(&jw, NULL);
-		json_i64(&jw, "iteration", iter);
-		json_double(&jw, "elapsed_s", elapsed_s);
-		json_double(&jw, "interval_s", interval_s);
-		json_u64(&jw, "pages", pages);
-		json_u64(&jw, "bytes", range_set_bytes(dirty));
-		json_double(&jw, "mib_per_s", interval_s > 0 ? mib / interval_s : 0);
-		json_double(&jw, "collect_ms", t->collect_ns / 1e6);
 		json_u64(&jw, "forks", t->holder.forks);
 		json_object_begin(&jw, "pages_by_kind");
 		for (size_t k = 0; k < ARRAY_SIZE(shown_kinds); k++)
@@ -100,8 +116,6 @@ static void print_interval(const struct tracker *t, const struct range_set *dirt
 		json_object_end(&jw);
 		return;
 	}
-	printf("%8.2f %10llu %10.2f %10.2f %9.2f", elapsed_s, (unsigned long long)pages, mib,
-	       interval_s > 0 ? mib / interval_s : 0, t->collect_ns / 1e6);
 	if (a->verbose)
 		for (size_t k = 0; k < ARRAY_SIZE(shown_kinds); k++)
 			printf(" %11llu", (unsigned long long)by_kind[shown_kinds[k]]);
@@ -229,22 +243,15 @@ static int watch_rescan(pid_t root, struct watched ***w, int *n, const struct ar
 static void print_tree_interval(struct watched *const *w, int n, int iter, double elapsed_s,
 				double interval_s, const struct args *a)
 {
-	uint64_t pages = 0, bytes = 0, ns = 0;
+	uint64_t pages = 0, ns = 0;
+
 	for (int i = 0; i < n; i++)
 		if (w[i]->open) {
 			pages += range_set_pages(&w[i]->dirty);
-			bytes += range_set_bytes(&w[i]->dirty);
 			ns += w[i]->t.collect_ns;
 		}
+	interval_begin(iter, elapsed_s, interval_s, pages, ns);
 	if (json_output) {
-		json_object_begin(&jw, NULL);
-		json_i64(&jw, "iteration", iter);
-		json_double(&jw, "elapsed_s", elapsed_s);
-		json_double(&jw, "interval_s", interval_s);
-		json_u64(&jw, "pages", pages);
-		json_u64(&jw, "bytes", bytes);
-		json_double(&jw, "mib_per_s", interval_s > 0 ? bytes / 1048576.0 / interval_s : 0);
-		json_double(&jw, "collect_ms", ns / 1e6);
 		json_array_begin(&jw, "processes");
 		for (int i = 0; i < n; i++) {
 			if (!w[i]->open)
@@ -265,8 +272,7 @@ static void print_tree_interval(struct watched *const *w, int n, int iter, doubl
 		json_object_end(&jw);
 		return;
 	}
-	printf("%8.2f %10llu %10.2f %10.2f %9.2f\n", elapsed_s, (unsigned long long)pages,
-	       bytes / 1048576.0, interval_s > 0 ? bytes / 1048576.0 / interval_s : 0, ns / 1e6);
+	printf("\n");
 	for (int i = 0; i < n; i++) {
 		if (!w[i]->open)
 			continue;

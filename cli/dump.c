@@ -61,6 +61,7 @@ struct proc_job {
 	int nregs;
 	struct sigqueue shared;		/* the process's pending signals, when frozen */
 	struct range_set dirty, content, present, in_parent;
+	struct range_set cover;		/* what its pagemap in the parent holds (incremental) */
 	uint64_t vanished;		/* pages unmapped while a running target was read */
 	uint64_t pages_written, pages_scanned;
 	bool gone;			/* exited during the dump: left out */
@@ -418,8 +419,7 @@ static int freeze(struct dump_job *j)
 				known = j->p[i]->pid == now.p[k].pid && !j->p[i]->gone;
 			if (known)
 				continue;
-			j->tree.p = xrealloc(j->tree.p, (size_t)(j->tree.n + 1) * sizeof(*j->tree.p));
-			j->tree.p[j->tree.n++] = now.p[k];
+			tree_append(&j->tree, &now.p[k]);
 			pj = add_proc(j, now.p[k].pid);
 			pj->full = true;
 			pj->note = "forked while the tree was being stopped";
@@ -594,20 +594,21 @@ static int find_content(struct dump_job *j)
 {
 	for (int i = 0; i < j->n; i++) {
 		struct proc_job *pj = j->p[i];
-		struct range_set cover = RANGE_SET_INIT;
-		bool derive = pj->in_parent_dump && !pj->full && pj->tracked;
+		bool incremental = pj->in_parent_dump && !pj->full;
+		bool derive = incremental && pj->tracked;
 
 		if (pj->gone)
 			continue;
 		/*
-		 * Private memory of a mapping tracked all along: the parent's
+		 * What the parent holds of it: the base of the plan, and (for a
+		 * mapping tracked all along) of its content map, the parent's
 		 * content plus what changed, not a walk of every page table.
 		 */
-		if (derive) {
+		if (incremental) {
 			char name[64];
 
 			snprintf(name, sizeof(name), "pagemap-%d.img", pj->pid);
-			pm_covered(dump_pm_find(&j->parent.d[0], name), &cover);
+			pm_covered(dump_pm_find(&j->parent.d[0], name), &pj->cover);
 		}
 		for (size_t k = 0; k < pj->t.vmas.n; k++) {
 			const struct vma *v = &pj->t.vmas.v[k];
@@ -619,18 +620,15 @@ static int find_content(struct dump_job *j)
 				bool tracked = derive && pj->t.track &&
 					       pj->t.track[k].state == VMA_TRACKED;
 
-				if (tracked ? content_from_parent(&pj->t.scan, v, &cover, &pj->dirty,
-								  &pj->content)
-					    : content_of_vma(&pj->t.scan, v, &pj->content)) {
-					range_set_free(&cover);
+				if (tracked ? content_from_parent(&pj->t.scan, v, &pj->cover,
+								  &pj->dirty, &pj->content)
+					    : content_of_vma(&pj->t.scan, v, &pj->content))
 					return -1;
-				}
 				continue;
 			}
 			o = shm_of(j, v);
 			if (o->dev_major != v->dev_major || o->dev_minor != v->dev_minor)
-				return range_set_free(&cover),
-				       dt_err(DT_EXIT_ERROR, "two shared memory objects of process %d "
+				return dt_err(DT_EXIT_ERROR, "two shared memory objects of process %d "
 					      "have inode %llu on different devices: they cannot be told "
 					      "apart in one dump", pj->pid,
 					      (unsigned long long)v->inode);
@@ -651,37 +649,43 @@ static int find_content(struct dump_job *j)
 			set_add(&o->seen, v->pgoff, v->pgoff + (v->end - v->start));
 			if (content_of_vma(&pj->t.scan, v, &c)) {
 				range_set_free(&c);
-				range_set_free(&cover);
 				return -1;
 			}
 			to_offsets(w, &c, &o->content);
 			range_set_free(&c);
 		}
-		range_set_free(&cover);
 		pj->pages_scanned = range_set_pages(&pj->content);
 	}
 	return 0;
 }
 
-/* What to store of each process's private memory: present and in-parent. */
-static void plan_private(struct dump_job *j, struct proc_job *pj)
+/*
+ * What to store of one pagemap: present and in-parent.  cover is what the
+ * parent's pagemap holds; NULL: store every page with content.
+ */
+static void split_by_parent(const struct range_set *cover, const struct range_set *content,
+			    const struct range_set *dirty, struct range_set *present,
+			    struct range_set *in_parent)
 {
-	struct range_set cover = RANGE_SET_INIT, maybe = RANGE_SET_INIT;
-	char name[64];
+	struct range_set maybe = RANGE_SET_INIT;
 
-	if (pj->full || !pj->in_parent_dump) {
-		if (range_set_copy(&pj->present, &pj->content))
+	if (!cover) {
+		if (range_set_copy(present, content))
 			die_oom();
 		return;
 	}
-	snprintf(name, sizeof(name), "pagemap-%d.img", pj->pid);
-	pm_covered(dump_pm_find(&j->parent.d[0], name), &cover);
-	if (range_set_subtract(&maybe, &pj->content, &pj->dirty) ||
-	    range_set_intersect(&pj->in_parent, &maybe, &cover) ||
-	    range_set_subtract(&pj->present, &pj->content, &pj->in_parent))
+	if (range_set_subtract(&maybe, content, dirty) ||
+	    range_set_intersect(in_parent, &maybe, cover) ||
+	    range_set_subtract(present, content, in_parent))
 		die_oom();
-	range_set_free(&cover);
 	range_set_free(&maybe);
+}
+
+/* Each process's private memory: against its own pagemap in the parent. */
+static void plan_private(struct proc_job *pj)
+{
+	split_by_parent(pj->full || !pj->in_parent_dump ? NULL : &pj->cover, &pj->content,
+			&pj->dirty, &pj->present, &pj->in_parent);
 }
 
 /* The mappings of object shmid in a process of the parent dump. */
@@ -840,31 +844,26 @@ static const char *shm_not_incremental(const struct dump_job *j, const struct sh
 
 static void plan_shmem(struct dump_job *j, struct shm_obj *o)
 {
-	struct range_set cover = RANGE_SET_INIT, maybe = RANGE_SET_INIT;
+	struct range_set cover = RANGE_SET_INIT;
 	char name[64];
 
 	o->whole_because = shm_not_incremental(j, o);
 	o->incremental = !o->whole_because;
-	if (!o->incremental) {
-		if (range_set_copy(&o->present, &o->content))
-			die_oom();
-		return;
+	if (o->incremental) {
+		snprintf(name, sizeof(name), "pagemap-shmem-%llu.img",
+			 (unsigned long long)o->shmid);
+		pm_covered(dump_pm_find(&j->parent.d[0], name), &cover);
 	}
-	snprintf(name, sizeof(name), "pagemap-shmem-%llu.img", (unsigned long long)o->shmid);
-	pm_covered(dump_pm_find(&j->parent.d[0], name), &cover);
-	if (range_set_subtract(&maybe, &o->content, &o->dirty) ||
-	    range_set_intersect(&o->in_parent, &maybe, &cover) ||
-	    range_set_subtract(&o->present, &o->content, &o->in_parent))
-		die_oom();
+	split_by_parent(o->incremental ? &cover : NULL, &o->content, &o->dirty, &o->present,
+			&o->in_parent);
 	range_set_free(&cover);
-	range_set_free(&maybe);
 }
 
 static void plan(struct dump_job *j)
 {
 	for (int i = 0; i < j->n; i++)
 		if (!j->p[i]->gone)
-			plan_private(j, j->p[i]);
+			plan_private(j->p[i]);
 	for (int k = 0; k < j->nshm; k++)
 		plan_shmem(j, &j->shm[k]);
 }
@@ -1355,6 +1354,7 @@ static void job_free(struct dump_job *j)
 		range_set_free(&pj->content);
 		range_set_free(&pj->present);
 		range_set_free(&pj->in_parent);
+		range_set_free(&pj->cover);
 		tracker_close(&pj->t);
 		if (pj->mem.buf)
 			mem_reader_close(&pj->mem);

@@ -350,10 +350,15 @@ void pm_covered(const struct pm_file *pm, struct range_set *out)
 		range_set_clear(out);
 }
 
-const unsigned char *chain_page(const struct dump_chain *c, int i, uint64_t addr)
+/* Down the chain from dump i: the first entry holding the bytes, by find. */
+static const unsigned char *resolve_down(const struct dump_chain *c, int i, uint64_t addr,
+					 const struct dump_entry *(*find)(const struct dump *d,
+									  const char *name,
+									  uint64_t addr),
+					 const char *name)
 {
 	for (; i < c->n; i++) {
-		const struct dump_entry *e = dump_find(&c->d[i], addr);
+		const struct dump_entry *e = find(&c->d[i], name, addr);
 
 		if (!e)
 			return NULL;
@@ -365,20 +370,27 @@ const unsigned char *chain_page(const struct dump_chain *c, int i, uint64_t addr
 	return NULL;
 }
 
+static const struct dump_entry *find_in_view(const struct dump *d, const char *name,
+					     uint64_t addr)
+{
+	(void)name;
+	return dump_find(d, addr);
+}
+
+static const struct dump_entry *find_in_pm(const struct dump *d, const char *name, uint64_t addr)
+{
+	return pm_find(dump_pm_find(d, name), addr);
+}
+
+const unsigned char *chain_page(const struct dump_chain *c, int i, uint64_t addr)
+{
+	return resolve_down(c, i, addr, find_in_view, NULL);
+}
+
 const unsigned char *chain_pm_page(const struct dump_chain *c, int i, const char *name,
 				   uint64_t addr)
 {
-	for (; i < c->n; i++) {
-		const struct dump_entry *e = pm_find(dump_pm_find(&c->d[i], name), addr);
-
-		if (!e)
-			return NULL;
-		if (e->flags & PE_PRESENT)
-			return dump_entry_data(e) + (addr - e->vaddr);
-		if (!(e->flags & PE_PARENT))
-			return NULL;
-	}
-	return NULL;
+	return resolve_down(c, i, addr, find_in_pm, name);
 }
 
 static int cmp_entry(const void *x, const void *y)

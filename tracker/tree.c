@@ -13,12 +13,17 @@
 #define TREE_MAX 65536
 #define TREE_WALKS 8
 
-static void tree_add(struct proc_tree *t, int *cap, pid_t pid, pid_t ppid,
+static void tree_add(struct proc_tree *t, pid_t pid, pid_t ppid,
 		     unsigned long long start)
 {
-	if (t->n == *cap)
-		t->p = xrealloc(t->p, (size_t)(*cap = *cap ? *cap * 2 : 16) * sizeof(*t->p));
+	if (t->n == t->cap)
+		t->p = xrealloc(t->p, (size_t)(t->cap = t->cap ? t->cap * 2 : 16) * sizeof(*t->p));
 	t->p[t->n++] = (struct tree_proc){ pid, ppid, start };
+}
+
+void tree_append(struct proc_tree *t, const struct tree_proc *p)
+{
+	tree_add(t, p->pid, p->ppid, p->start_time);
 }
 
 int tree_find(const struct proc_tree *t, pid_t pid)
@@ -30,7 +35,7 @@ int tree_find(const struct proc_tree *t, pid_t pid)
 }
 
 /* The children of every thread of pid (a thread's children are the process's). */
-static int add_children(struct proc_tree *t, int *cap, pid_t pid)
+static int add_children(struct proc_tree *t, pid_t pid)
 {
 	char path[64];
 	struct dirent *de;
@@ -70,7 +75,7 @@ static int add_children(struct proc_tree *t, int *cap, pid_t pid)
 			}
 			/* a zombie child has nothing to dump: leave it out */
 			if (proc_stat_read((pid_t)c, &st) == 0)
-				tree_add(t, cap, (pid_t)c, pid, st.start_time);
+				tree_add(t, (pid_t)c, pid, st.start_time);
 		}
 		free(buf);
 	}
@@ -78,17 +83,23 @@ static int add_children(struct proc_tree *t, int *cap, pid_t pid)
 	return 0;
 }
 
-static int walk(pid_t root, struct proc_tree *t)
+int tree_single(pid_t root, struct proc_tree *t)
 {
 	struct proc_stat st;
-	int cap = 0;
 
 	memset(t, 0, sizeof(*t));
 	if (proc_stat_read(root, &st))
 		return -1;
-	tree_add(t, &cap, root, st.ppid, st.start_time);
+	tree_add(t, root, st.ppid, st.start_time);
+	return 0;
+}
+
+static int walk(pid_t root, struct proc_tree *t)
+{
+	if (tree_single(root, t))
+		return -1;
 	for (int i = 0; i < t->n; i++)
-		if (add_children(t, &cap, t->p[i].pid)) {
+		if (add_children(t, t->p[i].pid)) {
 			tree_free(t);
 			return -1;
 		}
@@ -130,21 +141,9 @@ int tree_scan(pid_t root, struct proc_tree *t)
 	return 0;
 }
 
-int tree_single(pid_t root, struct proc_tree *t)
-{
-	struct proc_stat st;
-	int cap = 0;
-
-	memset(t, 0, sizeof(*t));
-	if (proc_stat_read(root, &st))
-		return -1;
-	tree_add(t, &cap, root, st.ppid, st.start_time);
-	return 0;
-}
-
 void tree_free(struct proc_tree *t)
 {
 	free(t->p);
 	t->p = NULL;
-	t->n = 0;
+	t->n = t->cap = 0;
 }

@@ -16,7 +16,7 @@ struct tree_proc {
 
 struct proc_tree {
 	struct tree_proc *p;	/* p[0] is the root */
-	int n;
+	int n, cap;
 };
 
 /*
@@ -27,6 +27,8 @@ int tree_scan(pid_t root, struct proc_tree *t);
 /* Only the root: a dump without --tree is a tree of one. */
 int tree_single(pid_t root, struct proc_tree *t);
 int tree_find(const struct proc_tree *t, pid_t pid);
+/* One found later (a child forked while the tree was being stopped). */
+void tree_append(struct proc_tree *t, const struct tree_proc *p);
 void tree_free(struct proc_tree *t);
 
 #endif

@@ -20,7 +20,7 @@ import time
 
 from common import PAGE, check, check_eq, need_root
 from treeimg import (MM_MAGIC, PAGEMAP_MAGIC, PE_PARENT, PE_PRESENT, PSTREE_MAGIC,  # noqa: F401
-                     STATS_MAGIC, img_records, pb_fields, uints)
+                     Pagemap, STATS_MAGIC, img_records, pb_fields, uints)
 
 ZERO = bytes(PAGE)
 WRITE_OFFSET, DEFAULT_BYTE = 8, 0xA5
@@ -75,21 +75,11 @@ class Dump:
         self.parent = os.path.realpath(link) if os.path.islink(link) else None
 
     def _read_pm(self, pm):
-        head, *ents = img_records(pm, PAGEMAP_MAGIC)
-        with open(os.path.join(self.path, f'pages-{head[1][0]}.img'), 'rb') as f:
-            data = f.read()
-        off = prev_end = 0
-        for e in ents:
-            vaddr, nr, flags = e[1][0], e[2][0], e.get(4, [0])[0]
-            check_eq(e.get(5, [nr])[0], nr, f'{pm}: nr_pages (field 5) vs field 2 at {vaddr:#x}')
-            check(nr > 0 and vaddr % PAGE == 0 and vaddr >= prev_end,
-                  f'{pm}: bad, overlapping or unsorted entry {vaddr:#x}+{nr}')
-            check(flags in (PE_PRESENT, PE_PARENT), f'{pm}: flags {flags} at {vaddr:#x}')
-            prev_end = vaddr + nr * PAGE
-            yield vaddr, nr, flags, data, (off if flags == PE_PRESENT else None)
-            if flags == PE_PRESENT:
-                off += nr * PAGE
-        check_eq(len(data), off, f'{pm}: pages file size vs PE_PRESENT pages')
+        """(vaddr or offset, nr, flags, pages bytes, offset in them) of each
+        entry of a pagemap file, read and checked by treeimg.Pagemap."""
+        m = Pagemap(os.path.dirname(pm), os.path.basename(pm))
+        for key, nr, flags, off in m.entries:
+            yield key, nr, flags, m.data, off
 
     def _add(self, vaddr, nr, flags, data, off):
         self.entries.append((vaddr, nr, flags))

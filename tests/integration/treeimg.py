@@ -111,6 +111,7 @@ class Pagemap:
         with open(os.path.join(d, f'pages-{self.pages_id}.img'), 'rb') as f:
             self.data = f.read()
         self.flags, self.offset = {}, {}
+        self.entries = []       # (key, nr_pages, flags, offset in the pages file or None)
         off = prev_end = 0
         for e in ents:
             key, nr, flags = e[1][0], e[2][0], e.get(4, [0])[0]
@@ -119,6 +120,7 @@ class Pagemap:
                   f'{self.path}: bad, overlapping or unsorted entry {key:#x}+{nr}')
             check(flags in (PE_PRESENT, PE_PARENT), f'{self.path}: flags {flags} at {key:#x}')
             prev_end = key + nr * PAGE
+            self.entries.append((key, nr, flags, off if flags == PE_PRESENT else None))
             for k in range(nr):
                 a = key + k * PAGE
                 self.flags[a] = flags
