@@ -741,7 +741,10 @@ static bool mapped_outside(const struct dump_job *j, const struct shm_obj *o)
 	return found;
 }
 
-/* SysV: the kernel's count of attaches must be our mappings, all of them. */
+/*
+ * SysV: the kernel's count of attaches of our segment (its shmid is the
+ * inode the maps show) must be our mappings, all of them.
+ */
 static bool sysv_attached_elsewhere(const struct shm_obj *o)
 {
 	char *text = read_file("/proc/sysvipc/shm", NULL), *line;
@@ -750,17 +753,14 @@ static bool sysv_attached_elsewhere(const struct shm_obj *o)
 	if (!text)
 		return true;
 	for (line = strchr(text, '\n'); line && *line; line = strchr(line + 1, '\n')) {
-		unsigned long long ino = 0, nattch = 0;
+		unsigned long long shmid, nattch;
 
-		/* key shmid perms size cpid lpid nattch uid gid cuid cgid atime dtime ctime rss swap */
-		if (sscanf(line + 1, "%*d %*d %*o %*u %*d %*d %llu %*u %*u %*u %*u %*u %*u %*u",
-			   &nattch) != 1)
+		/* key shmid perms size cpid lpid nattch ... */
+		if (sscanf(line + 1, "%*d %llu %*o %*u %*d %*d %llu", &shmid, &nattch) != 2 ||
+		    shmid != o->shmid)
 			continue;
-		(void)ino;
-		if (nattch == (unsigned long long)o->nw) {
-			other = false;
-			break;
-		}
+		other = nattch != (unsigned long long)o->nw;
+		break;
 	}
 	free(text);
 	return other;

@@ -11,6 +11,7 @@ process, which is idle (or stopped) while it is read.
 
 import glob
 import subprocess
+import sys
 import os
 import signal
 import time
@@ -224,6 +225,7 @@ def test_tree_sysv_shared_once(ctx):
     kernel's attach count is the tree's own (and we can open the object)."""
     with ctx.target() as t:
         sv = t.map('sv', 'sysv', 16)
+        t.map('decoy', 'sysv', 1)            # attached twice too: counts must be per segment
         t.fill('sv', 0, 16, 4)
         c = t.forkserve(ctx.tmp)
         regions = {'sv': t.regions['sv']}
@@ -243,6 +245,29 @@ def test_tree_sysv_shared_once(ctx):
             check(s['whole_because'] and not map_files_readable(),
                   f'SysV stored whole as root: {s}')
         check_live(d2, [t.pid, c.pid], regions)
+        # a process outside the tree attaches it (by id): the kernel's count says so
+        outside = subprocess.Popen(
+            [sys.executable, '-c', 'import ctypes, sys, time\n'
+             'libc = ctypes.CDLL(None, use_errno=True)\n'
+             'libc.shmat.restype = ctypes.c_void_p\n'
+             f'p = libc.shmat({ino}, None, 0)\n'
+             'print("attached" if p not in (None, ctypes.c_void_p(-1).value) else '
+             '"failed", flush=True)\n'
+             'time.sleep(60)'], stdout=subprocess.PIPE, text=True)
+        try:
+            check_eq(outside.stdout.readline().strip(), 'attached', 'shmat by an outsider')
+            t.write('sv', 5, 1, 0x63)
+            d3 = os.path.join(ctx.tmp, 'd3')
+            res = dump_tree(ctx, t.pid, d3, parent=d2)
+            (s,) = [x for x in res['shared'] if x['shmid'] == ino]
+            check(not s['incremental'], f'SysV attached outside the tree stored incrementally: {s}')
+            if map_files_readable():
+                check_eq(s['whole_because'], 'attached by a process outside the tree',
+                         'why the SysV object is stored whole')
+            check_live(d3, [t.pid, c.pid], regions)
+        finally:
+            outside.kill()
+            outside.wait()
         ctx.json('stop', '--tree', t.pid)
         c.kill()
 
